@@ -1,0 +1,189 @@
+"""The one interface every mail store offers triage, and the values it returns.
+
+Two backends implement it: `imap.ImapMailbox` (a real server, through imapclient) and
+`maildir.MaildirMailbox` (a local Maildir++ tree). Everything above this package talks to a
+`Mailbox` and never knows which one it has.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+# Special-use flags (RFC 6154) and the role names triage gives them.
+SPECIAL_USE = {
+    "\\sent": "sent",
+    "\\drafts": "drafts",
+    "\\trash": "trash",
+    "\\junk": "junk",
+    "\\archive": "archive",
+    "\\all": "all",
+    "\\flagged": "flagged",
+}
+
+CAPABILITIES_THAT_MATTER = ("MOVE", "IDLE", "UIDPLUS", "CONDSTORE", "SPECIAL-USE")
+
+SEEN = "\\Seen"
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """One folder as the store lists it."""
+
+    name: str  # decoded (Unicode) name, hierarchy joined by `delimiter`
+    delimiter: str
+    role: str | None  # "inbox", "sent", "trash", "junk", "drafts", "archive", "all", ...
+    flags: tuple[str, ...]
+    selectable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    """What selecting a folder tells: the identity of its UIDs and where they will continue."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    """One message's raw bytes (possibly capped) and what the store knows about it."""
+
+    uid: int
+    data: bytes  # full header + at most `max_bytes` of the body
+    size: int  # the full size on the server
+    flags: frozenset[str]
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.data) < self.size
+
+    @property
+    def seen(self) -> bool:
+        return SEEN in self.flags
+
+
+@dataclass(frozen=True, slots=True)
+class MoveResult:
+    """What a move did: how many messages, and their new UIDs where the store told us."""
+
+    moved: int
+    new_uids: dict[int, int]  # source UID -> destination UID (empty when unknown)
+
+
+def message_id_from_header(header: bytes) -> str:
+    """The Message-ID in a raw header block, without angle brackets; "" when there is none."""
+    match = _MESSAGE_ID.search(header)
+    if not match:
+        return ""
+    value = re.sub(rb"\s+", b"", match.group(1)).decode("ascii", "replace")
+    return value.strip().strip("<>").strip()
+
+
+def chunked(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    """`items` in consecutive slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Mailbox(ABC):
+    """A mail store: folders of messages addressed by (folder, UIDVALIDITY, UID).
+
+    Methods that work on messages act on the folder chosen with `select`. Every failure is
+    a `MailboxError`; a lost connection is a `ConnectionLost` the caller may retry after
+    reconnecting with `connect`.
+    """
+
+    #: Upper-case capability names the backend offers (for IMAP, what the server advertises).
+    capabilities: frozenset[str] = frozenset()
+
+    def __enter__(self) -> Mailbox:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def has_idle(self) -> bool:
+        return "IDLE" in self.capabilities
+
+    @abstractmethod
+    def connect(self) -> None:
+        """Open (or re-open) the connection and log in."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Log out and close; never raises."""
+
+    @abstractmethod
+    def list_folders(self) -> list[Folder]:
+        """Every folder, with its special-use role where the store has one."""
+
+    @abstractmethod
+    def create_folder(self, name: str) -> None:
+        """Create `name` (and missing parents); nothing happens if it exists."""
+
+    @abstractmethod
+    def select(self, name: str) -> FolderState:
+        """Choose the folder later calls act on (read-write, nothing marked read)."""
+
+    @abstractmethod
+    def uids_above(self, uid: int) -> list[int]:
+        """UIDs greater than `uid` in the selected folder, ascending."""
+
+    @abstractmethod
+    def fetch(
+        self, uids: Sequence[int], *, max_bytes: int, batch_size: int = 1000
+    ) -> Iterator[FetchedMessage]:
+        """The messages with these UIDs, header plus at most `max_bytes` of body.
+
+        Never sets \\Seen. UIDs that no longer exist are skipped.
+        """
+
+    @abstractmethod
+    def fetch_message_ids(self, uids: Sequence[int], *, batch_size: int = 2000) -> dict[int, str]:
+        """Message-ID (without <>) of each UID, "" where the message has none; header only."""
+
+    @abstractmethod
+    def move(self, uids: Sequence[int], destination: str) -> MoveResult:
+        """Move these UIDs of the selected folder into `destination`, in one command.
+
+        The destination must exist. Other messages in the folder are never touched.
+        """
+
+    @abstractmethod
+    def append(
+        self,
+        folder: str,
+        data: bytes,
+        *,
+        flags: Iterable[str] = (),
+        date: datetime | None = None,
+    ) -> int | None:
+        """Add a message to `folder`; returns its UID where the store says it."""
+
+    @abstractmethod
+    def search_message_id(self, message_id: str) -> list[int]:
+        """UIDs in the selected folder whose Message-ID header is `message_id`."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block until the selected folder may have changed, or `timeout` seconds pass.
+
+        Returns True when something happened (new or removed messages). Uses IDLE where the
+        server has it, polling otherwise; either way a caller then asks `uids_above`.
+        """
