@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -9,6 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from dovecot import DovecotServer, ImapAccount
 
 from triage.errors import AuthError, ConnectionLost, MailboxError, TLSError
 from triage.mailbox.base import Mailbox
@@ -38,15 +40,15 @@ EIGHT_BIT = (
 )
 
 
-def imap_mailbox(account: object, **kwargs: object) -> ImapMailbox:
+def imap_mailbox(account: ImapAccount, *, poll_interval: float = 60.0) -> ImapMailbox:
     return ImapMailbox(
-        account.host,  # type: ignore[attr-defined]
-        account.user,  # type: ignore[attr-defined]
-        lambda: account.password,  # type: ignore[attr-defined]
-        port=account.port,  # type: ignore[attr-defined]
+        account.host,
+        account.user,
+        lambda: account.password,
+        port=account.port,
         security="plain",
         timeout=10,
-        **kwargs,  # type: ignore[arg-type]
+        poll_interval=poll_interval,
     )
 
 
@@ -81,7 +83,7 @@ def test_list_folders_has_inbox_with_its_role(mailbox: Mailbox) -> None:
     assert all(f.delimiter == "/" for f in folders.values())
 
 
-def test_special_use_roles_over_imap(imap_account: object) -> None:
+def test_special_use_roles_over_imap(imap_account: ImapAccount) -> None:
     with imap_mailbox(imap_account) as box:
         roles = {f.name: f.role for f in box.list_folders()}
         assert {"SPECIAL-USE", "MOVE", "IDLE", "UIDPLUS"} <= box.capabilities
@@ -103,11 +105,10 @@ def test_create_nested_and_non_ascii_folders(mailbox: Mailbox) -> None:
     assert state.exists == 0
 
 
-def test_non_ascii_name_is_modified_utf7_on_the_server(imap_account: object) -> None:
+def test_non_ascii_name_is_modified_utf7_on_the_server(imap_account: ImapAccount) -> None:
     with imap_mailbox(imap_account) as box:
         box.create_folder("Vendors/Café")
-    server = imap_account.server  # type: ignore[attr-defined]
-    path = Path(server.maildir_path(imap_account.user, "Vendors/Café"))  # type: ignore[attr-defined]
+    path = imap_account.server.maildir_path(imap_account.user, "Vendors/Café")
     assert path.name == ".Vendors.Caf&AOk-"
     assert path.is_dir()
 
@@ -196,8 +197,11 @@ def test_move_moves_exactly_the_given_uids(mailbox: Mailbox) -> None:
     assert mailbox.uids_above(0) == [uids[0], uids[2], uids[5]]
     mailbox.select("Vendors/Acme")
     moved = mailbox.fetch_message_ids(mailbox.uids_above(0))
-    assert sorted(moved.values()) == ["order-1@acme.example", "order-3@acme.example",
-                                      "order-4@acme.example"]
+    assert sorted(moved.values()) == [
+        "order-1@acme.example",
+        "order-3@acme.example",
+        "order-4@acme.example",
+    ]
     assert sorted(moved) == sorted(result.new_uids.values())
     assert all(not f for f in flags_of(mailbox, "Vendors/Acme").values())
     mailbox.select("INBOX")
@@ -225,12 +229,8 @@ def test_append_with_flags_returns_the_uid(mailbox: Mailbox) -> None:
     assert flags_of(mailbox, "Reports") == {uid: frozenset({"\\Seen", "\\Flagged"})}
 
 
-def test_move_without_move_capability(dovecot_nomove: object) -> None:
-    server = dovecot_nomove
-    user = server.add_user("nomove", "pw-nomove")  # type: ignore[attr-defined]
-    account = type("A", (), {"host": server.host, "port": server.port,  # type: ignore[attr-defined]
-                             "user": user, "password": "pw-nomove"})()
-    with imap_mailbox(account) as box:
+def test_move_without_move_capability(dovecot_nomove: DovecotServer) -> None:
+    with imap_mailbox(dovecot_nomove.new_account("nomove")) as box:
         assert "MOVE" not in box.capabilities and "UIDPLUS" in box.capabilities
         uids = seed(box, "INBOX", [make_message(i) for i in range(4)])
         box.create_folder("Vendors/Acme")
@@ -242,7 +242,9 @@ def test_move_without_move_capability(dovecot_nomove: object) -> None:
         assert box.uids_above(0) == [uids[0], uids[1]]
         box.select("Vendors/Acme")
         assert sorted(box.fetch_message_ids(box.uids_above(0)).values()) == [
-            "order-2@acme.example", "order-3@acme.example"]
+            "order-2@acme.example",
+            "order-3@acme.example",
+        ]
         assert all("\\Deleted" not in f for f in flags_of(box, "Vendors/Acme").values())
 
 
@@ -265,12 +267,12 @@ def test_wait_times_out_when_nothing_happens(mailbox: Mailbox) -> None:
 def test_wait_wakes_on_new_mail(mailbox: Mailbox, request: pytest.FixtureRequest) -> None:
     mailbox.select("INBOX")
     if isinstance(mailbox, ImapMailbox):
-        account = request.getfixturevalue("imap_account")
-        other = imap_mailbox(account)
+        other = imap_mailbox(request.getfixturevalue("imap_account"))
         other.connect()
         thread = deliver_later(lambda: other.append("INBOX", make_message(77)))
     else:
-        other_dir = MaildirMailbox(mailbox.root)  # type: ignore[attr-defined]
+        assert isinstance(mailbox, MaildirMailbox)
+        other_dir = MaildirMailbox(mailbox.root)
         thread = deliver_later(lambda: other_dir.append("INBOX", make_message(77)))
     started = time.monotonic()
     assert mailbox.wait(20) is True
@@ -279,11 +281,8 @@ def test_wait_wakes_on_new_mail(mailbox: Mailbox, request: pytest.FixtureRequest
     assert len(mailbox.uids_above(0)) == 1
 
 
-def test_wait_polls_without_idle(dovecot_noidle: object) -> None:
-    server = dovecot_noidle
-    user = server.add_user("noidle", "pw-noidle")  # type: ignore[attr-defined]
-    account = type("A", (), {"host": server.host, "port": server.port,  # type: ignore[attr-defined]
-                             "user": user, "password": "pw-noidle"})()
+def test_wait_polls_without_idle(dovecot_noidle: DovecotServer) -> None:
+    account = dovecot_noidle.new_account("noidle")
     with imap_mailbox(account, poll_interval=0.2) as box, imap_mailbox(account) as other:
         assert not box.has_idle
         box.select("INBOX")
@@ -295,12 +294,12 @@ def test_wait_polls_without_idle(dovecot_noidle: object) -> None:
 # -- login and transport --------------------------------------------------------------------------
 
 
-def test_xoauth2_login(imap_account: object) -> None:
+def test_xoauth2_login(imap_account: ImapAccount) -> None:
     box = ImapMailbox(
-        imap_account.host,  # type: ignore[attr-defined]
-        imap_account.user,  # type: ignore[attr-defined]
-        lambda: imap_account.oauth_token,  # type: ignore[attr-defined]
-        port=imap_account.port,  # type: ignore[attr-defined]
+        imap_account.host,
+        imap_account.user,
+        lambda: imap_account.oauth_token,
+        port=imap_account.port,
         security="plain",
         oauth2=True,
     )
@@ -308,48 +307,55 @@ def test_xoauth2_login(imap_account: object) -> None:
         assert box.select("INBOX").exists == 0
 
 
-def test_wrong_password_is_a_clear_auth_error(imap_account: object) -> None:
+def test_wrong_password_is_a_clear_auth_error(imap_account: ImapAccount) -> None:
     secret = "wrong-Secret-4711"
     box = ImapMailbox(
-        imap_account.host,  # type: ignore[attr-defined]
-        imap_account.user,  # type: ignore[attr-defined]
+        imap_account.host,
+        imap_account.user,
         lambda: secret,
-        port=imap_account.port,  # type: ignore[attr-defined]
+        port=imap_account.port,
         security="plain",
     )
     with pytest.raises(AuthError) as info:
         box.connect()
     text = str(info.value)
-    assert "login as" in text and imap_account.user in text  # type: ignore[attr-defined]
+    assert "login as" in text and imap_account.user in text
     assert "password" in text
     assert secret not in text
     assert not info.value.retryable
 
 
-def test_certificate_verification_failure(dovecot_tls: object) -> None:
-    server = dovecot_tls
-    user = server.add_user("tlsuser", "pw-tls")  # type: ignore[attr-defined]
-    box = ImapMailbox(server.host, user, lambda: "pw-tls",  # type: ignore[attr-defined]
-                      port=server.imaps_port, security="tls")  # type: ignore[attr-defined]
+def test_certificate_verification_failure(dovecot_tls: DovecotServer) -> None:
+    account = dovecot_tls.new_account("tls")
+    box = ImapMailbox(
+        account.host,
+        account.user,
+        lambda: account.password,
+        port=dovecot_tls.imaps_port,
+        security="tls",
+    )
     with pytest.raises(TLSError, match=r"certificate was rejected.*ca_file"):
         box.connect()
 
 
-def test_tls_with_ca_file_and_starttls(dovecot_tls: object) -> None:
-    server = dovecot_tls
-    user = server.add_user("tlsuser2", "pw-tls2")  # type: ignore[attr-defined]
-    cert = Path(server.cert_file)  # type: ignore[attr-defined]
-    for port, security in ((server.imaps_port, "tls"), (server.port, "starttls")):  # type: ignore[attr-defined]
-        box = ImapMailbox("localhost", user, lambda: "pw-tls2", port=port, security=security,
-                          ca_file=cert)
+def test_tls_with_ca_file_and_starttls(dovecot_tls: DovecotServer) -> None:
+    account = dovecot_tls.new_account("tls")
+    cert = Path(dovecot_tls.cert_file)
+    for port, security in ((dovecot_tls.imaps_port, "tls"), (dovecot_tls.port, "starttls")):
+        box = ImapMailbox(
+            "localhost",
+            account.user,
+            lambda: account.password,
+            port=port,
+            security=security,
+            ca_file=cert,
+        )
         with box:
             assert box.select("INBOX").exists == 0
 
 
-def test_starttls_certificate_failure(dovecot_tls: object) -> None:
-    server = dovecot_tls
-    box = ImapMailbox("localhost", "x", lambda: "y", port=server.port,  # type: ignore[attr-defined]
-                      security="starttls")
+def test_starttls_certificate_failure(dovecot_tls: DovecotServer) -> None:
+    box = ImapMailbox("localhost", "x", lambda: "y", port=dovecot_tls.port, security="starttls")
     with pytest.raises(TLSError):
         box.connect()
 
@@ -369,22 +375,38 @@ def test_refused_connection_is_retryable(unused_tcp_port: int) -> None:
 
 
 def test_lost_connection_raises_retryable_error_and_reconnects(
-    imap_account: object,
+    imap_account: ImapAccount,
 ) -> None:
     with imap_mailbox(imap_account) as box:
         box.select("INBOX")
-        box.client.socket().close()  # the network drops under us
+        imap_account.server.kick(imap_account.user)  # the server drops the session
         with pytest.raises(ConnectionLost) as info:
             box.uids_above(0)
         assert info.value.retryable
         box.connect()
         assert box.select("INBOX").exists == 0
+        box.client.socket().shutdown(socket.SHUT_RDWR)  # the network drops under us
+        with pytest.raises(ConnectionLost):
+            box.uids_above(0)
+
+
+def test_server_restart_during_idle_is_a_lost_connection() -> None:
+    # A private server of its own: restarting the shared one would disturb other tests.
+    with DovecotServer() as server:
+        account = server.new_account("restart")
+        with imap_mailbox(account) as box:
+            box.select("INBOX")
+            restart = threading.Thread(target=lambda: (time.sleep(0.5), server.restart()))
+            restart.start()
+            with pytest.raises(ConnectionLost):
+                box.wait(30)
+            restart.join()
+            box.connect()
+            assert box.select("INBOX").exists == 0
 
 
 @pytest.fixture
 def unused_tcp_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -366,7 +366,8 @@ class ImapMailbox(Mailbox):
                     uid=uid,
                     data=header + (text or b""),
                     size=int(item.get(b"RFC822.SIZE", 0)),
-                    flags=frozenset(_flag_text(f) for f in item.get(b"FLAGS", ())),
+                    # \Recent is per-session (RFC 3501) and says nothing about the message.
+                    flags=frozenset(_flag_text(f) for f in item.get(b"FLAGS", ())) - {"\\Recent"},
                 )
 
     def fetch_message_ids(self, uids: Sequence[int], *, batch_size: int = 2000) -> dict[int, str]:
