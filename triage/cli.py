@@ -6,6 +6,7 @@ message and an exit code.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -110,6 +111,143 @@ def check(state: State, account_name: str | None) -> None:
         click.echo(f"  {role.folder.name:<{width}}  {role.role:<8} {role.why}")
     for note in report.notes:
         click.echo(f"Note: {note}")
+
+
+def _progress(label: str) -> Any:
+    """A click progress bar fed by (done, total) callbacks from the engine."""
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = click.progressbar(
+                length=max(total, 1), label=label, file=sys.stderr
+            )
+            bar.__enter__()
+        bar.update(done - bar.pos)
+        if done >= total:
+            bar.__exit__(None, None, None)
+            state["bar"] = None
+
+    return update
+
+
+@cli.command()
+@_account_option
+@pass_state
+def train(state: State, account_name: str | None) -> None:
+    """Learn the buyer's filing from their existing folders (partner folders, the generic
+    bucket, keep folders) and save the model; prints a time-ordered holdout score per folder."""
+    config = state.config()
+    account = config.account(account_name)
+    report = engine.train(config, account, progress=_progress("Reading mail"))
+    click.echo(f"Trained on {report.messages} messages in {len(report.counts)} classes.")
+    holdout = report.scores.get("holdout")
+    if not holdout:
+        click.echo("Holdout: too few messages for a score.")
+    else:
+        click.echo(
+            f"Holdout (train on the oldest {holdout['train_messages']}, score the newest "
+            f"{holdout['test_messages']}): accuracy {holdout['accuracy']:.1%}"
+        )
+        if holdout.get("partner_to_generic") is not None:
+            click.echo(
+                f"  partner mail sent to the generic bucket: "
+                f"{holdout['partner_to_generic']:.1%} (the costly error)"
+            )
+        width = max(len(name) for name in holdout["per_class"])
+        for name, row in holdout["per_class"].items():
+            click.echo(
+                f"  {name:<{width}}  {row['messages']:>5} messages  recall {row['recall']:.1%}"
+            )
+    click.echo(f"Model: {report.path}")
+
+
+@cli.command()
+@click.argument(
+    "message_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--folder", help="Folder of the message in the mailbox (with --uid).")
+@click.option("--uid", type=int, help="UID of the message in --folder.")
+@click.option("--top", default=10, show_default=True, help="How many features to show.")
+@_account_option
+@pass_state
+def explain(
+    state: State,
+    message_file: Path | None,
+    folder: str | None,
+    uid: int | None,
+    top: int,
+    account_name: str | None,
+) -> None:
+    """Why a message goes where it goes: the predicted folder, the confidence, the runner-up and
+    the features that pushed it there. Give a message file, or --folder and --uid."""
+    config = state.config()
+    account = config.account(account_name)
+    if message_file is not None:
+        message = engine.parse_file(message_file)
+    elif folder is not None and uid is not None:
+        message = engine.read_message(config, account, folder, uid)
+    else:
+        raise click.UsageError("give a message file, or --folder and --uid")
+    model = engine.load_model(config, account)
+    explanation = model.explain(message, top=top)
+    prediction = explanation.prediction
+    decision = prediction.decide(account.confidence_threshold)
+    click.echo(f"Predicted: {prediction.folder} (confidence {prediction.confidence:.2f})")
+    click.echo(f"Runner-up: {prediction.runner_up} ({prediction.runner_up_confidence:.2f})")
+    if decision != prediction.folder:
+        click.echo(
+            f"Decision: stays in the inbox (below the threshold {account.confidence_threshold:g})"
+        )
+    click.echo("Features that pushed it there:")
+    for description, weight in explanation.features:
+        click.echo(f"  {weight:+.3f}  {description}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--protocol",
+    type=click.Choice(["timeline", "kfold"]),
+    default="timeline",
+    show_default=True,
+    help="timeline: sort by Date, train on the first N, test on "
+    "the next 100; kfold: stratified 5-fold.",
+)
+@click.option("--generic", help="The folder that is the generic bucket (enables role rates).")
+@click.option("--keep", multiple=True, help="A folder of mail that stays in the inbox.")
+@click.option(
+    "--threshold",
+    default=0.5,
+    show_default=True,
+    help="Confidence threshold for the role rates 'as run'.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(
+    path: Path,
+    protocol: str,
+    generic: str | None,
+    keep: tuple[str, ...],
+    threshold: float,
+    as_json: bool,
+) -> None:
+    """Backtest triage and two plain baselines on a folder tree (<folder>/<message files>, or
+    a Maildir++ tree), on the same splits."""
+    from triage import evaluate as evaluation
+
+    result = evaluation.backtest(
+        path,
+        protocol,
+        generic=generic,
+        keep=keep,
+        threshold=threshold,
+        progress=None if as_json else _progress("Backtesting"),
+    )
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(evaluation.format_table(result))
 
 
 def main() -> None:
