@@ -14,8 +14,12 @@ MESSAGE = b"From: a@vendor.example\r\nMessage-ID: <m1@vendor.example>\r\n\r\nhel
 
 
 def test_modified_utf7_round_trip() -> None:
-    for name, encoded in [("Café", "Caf&AOk-"), ("A&B", "A&-B"), ("日本語", "&ZeVnLIqe-"),
-                          ("plain", "plain")]:
+    for name, encoded in [
+        ("Café", "Caf&AOk-"),
+        ("A&B", "A&-B"),
+        ("日本語", "&ZeVnLIqe-"),
+        ("plain", "plain"),
+    ]:
         assert utf7.encode(name) == encoded
         assert utf7.decode(encoded) == name
 
@@ -82,4 +86,4 @@ def test_header_only_fetch_handles_lf_line_endings(tmp_path: Path) -> None:
         [fetched] = list(box.fetch([uid], max_bytes=10))
         assert fetched.data == b"From: a@b.example\nMessage-ID: <lf@b>\n\n" + body[:10]
         assert fetched.truncated
-        assert box.fetch_message_ids([uid]) == {uid: "lf@b"}
+        assert box.fetch_message_ids([uid]) == {uid: "<lf@b>"}

@@ -169,7 +169,7 @@ def test_eight_bit_and_broken_headers_survive(mailbox: Mailbox) -> None:
     [fetched] = list(mailbox.fetch([uid], max_bytes=10_000))
     assert b"Rechnung f\xc3\xbcr" in fetched.data
     assert b"K\xf6ln" in fetched.data
-    assert mailbox.fetch_message_ids([uid]) == {uid: "eightbit@lieferant.example"}
+    assert mailbox.fetch_message_ids([uid]) == {uid: "<eightbit@lieferant.example>"}
 
 
 def test_message_ids_and_search(mailbox: Mailbox) -> None:
@@ -177,10 +177,14 @@ def test_message_ids_and_search(mailbox: Mailbox) -> None:
     uids = seed(mailbox, "INBOX", [make_message(1), make_message(12), no_id])
     mailbox.select("INBOX")
     ids = mailbox.fetch_message_ids(uids)
-    assert ids == {uids[0]: "order-1@acme.example", uids[1]: "order-12@acme.example", uids[2]: ""}
+    assert ids == {
+        uids[0]: "<order-1@acme.example>",
+        uids[1]: "<order-12@acme.example>",
+        uids[2]: "",
+    }
     # Exact match only: "order-1@" is a substring of nothing else here but "order-1" is.
-    assert mailbox.search_message_id("order-1@acme.example") == [uids[0]]
-    assert mailbox.search_message_id("order-1") == []
+    assert mailbox.search_message_id("<order-1@acme.example>") == [uids[0]]
+    assert mailbox.search_message_id("<order-1") == []
     assert mailbox.search_message_id("") == []
 
 
@@ -198,9 +202,9 @@ def test_move_moves_exactly_the_given_uids(mailbox: Mailbox) -> None:
     mailbox.select("Vendors/Acme")
     moved = mailbox.fetch_message_ids(mailbox.uids_above(0))
     assert sorted(moved.values()) == [
-        "order-1@acme.example",
-        "order-3@acme.example",
-        "order-4@acme.example",
+        "<order-1@acme.example>",
+        "<order-3@acme.example>",
+        "<order-4@acme.example>",
     ]
     assert sorted(moved) == sorted(result.new_uids.values())
     assert all(not f for f in flags_of(mailbox, "Vendors/Acme").values())
@@ -218,8 +222,8 @@ def test_move_keeps_seen_state(mailbox: Mailbox) -> None:
     flags = flags_of(mailbox, "Vendors/Acme")
     ids = mailbox.fetch_message_ids(list(flags))
     by_id = {ids[uid]: f for uid, f in flags.items()}
-    assert by_id["order-1@acme.example"] == frozenset({"\\Seen"})
-    assert by_id["order-2@acme.example"] == frozenset()
+    assert by_id["<order-1@acme.example>"] == frozenset({"\\Seen"})
+    assert by_id["<order-2@acme.example>"] == frozenset()
 
 
 def test_append_with_flags_returns_the_uid(mailbox: Mailbox) -> None:
@@ -242,8 +246,8 @@ def test_move_without_move_capability(dovecot_nomove: DovecotServer) -> None:
         assert box.uids_above(0) == [uids[0], uids[1]]
         box.select("Vendors/Acme")
         assert sorted(box.fetch_message_ids(box.uids_above(0)).values()) == [
-            "order-2@acme.example",
-            "order-3@acme.example",
+            "<order-2@acme.example>",
+            "<order-3@acme.example>",
         ]
         assert all("\\Deleted" not in f for f in flags_of(box, "Vendors/Acme").values())
 

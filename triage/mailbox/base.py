@@ -29,6 +29,7 @@ CAPABILITIES_THAT_MATTER = ("MOVE", "IDLE", "UIDPLUS", "CONDSTORE", "SPECIAL-USE
 
 SEEN = "\\Seen"
 
+_BRACKETED = re.compile(r"<[^<>\s]*>")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -80,12 +81,13 @@ class MoveResult:
 
 
 def message_id_from_header(header: bytes) -> str:
-    """The Message-ID in a raw header block, without angle brackets; "" when there is none."""
+    """The Message-ID in a raw header block as `message.parse` gives it: "<id@host>"; "" if none."""
     match = _MESSAGE_ID.search(header)
     if not match:
         return ""
-    value = re.sub(rb"\s+", b"", match.group(1)).decode("ascii", "replace")
-    return value.strip().strip("<>").strip()
+    value = re.sub(rb"\r?\n[ \t]", b" ", match.group(1)).decode("ascii", "replace")
+    bracketed = _BRACKETED.search(value)
+    return bracketed.group(0) if bracketed else value.strip()[:200]
 
 
 def chunked(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
