@@ -73,9 +73,9 @@ def test_unreadable_uidlist_starts_a_new_uidvalidity(tmp_path: Path) -> None:
 
 
 def test_folder_names_with_dots_are_refused(tmp_path: Path) -> None:
-    with MaildirMailbox(tmp_path / "Mail", create=True) as box:
-        with pytest.raises(MailboxError, match="cannot .* contain '.'"):
-            box.create_folder("Vendors/Acme Inc.")
+    box = MaildirMailbox(tmp_path / "Mail", create=True)
+    with box, pytest.raises(MailboxError, match=r"cannot .* contain '\.'"):
+        box.create_folder("Vendors/Acme Inc.")
 
 
 def test_header_only_fetch_handles_lf_line_endings(tmp_path: Path) -> None:
