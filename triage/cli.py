@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +51,35 @@ class State:
         return self._config
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+_STANDARD_RECORD_KEYS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(
+            (key, value) for key, value in vars(record).items() if key not in _STANDARD_RECORD_KEYS
+        )
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _setup_logging(verbose: int, quiet: bool, log_format: str = "text") -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -74,12 +100,21 @@ pass_state = click.make_pass_decorator(State)
 )
 @click.option("-v", "--verbose", count=True, help="Log more (debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line, for machines.",
+)
 @click.version_option(__version__, prog_name="triage")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool, log_format: str
+) -> None:
     """triage files a buyer's vendor mail: one folder per trusted partner, a generic bucket for
     every other vendor, and colleagues' mail left in the inbox."""
-    _setup_logging(verbose, quiet)
+    _setup_logging(verbose, quiet, log_format)
     ctx.obj = State(config_path)
 
 
@@ -248,6 +283,136 @@ def evaluate(
         click.echo(json.dumps(result))
     else:
         click.echo(evaluation.format_table(result))
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the current batch finishes, then the command exits 0."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self) -> None:
+        def handler(signum: int, _frame: object) -> None:
+            if self.requested:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self.requested = True
+            log.info(
+                "%s received: finishing the current batch, then exiting",
+                signal.Signals(signum).name,
+            )
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def _print_report(report: engine.RunReport, inbox: str) -> None:
+    if report.reconciled:
+        click.echo(
+            "Settled unfinished filings from an interrupted run: "
+            + ", ".join(f"{k} {v}" for k, v in report.reconciled.items())
+        )
+    if report.note:
+        click.echo(report.note[0].upper() + report.note[1:] + ".")
+    if report.dry_run:
+        for item in report.plan:
+            where = "stays" if item.destination == inbox else item.destination
+            confidence = "" if item.confidence is None else f"{item.confidence:.2f}"
+            subject = item.message.subject.replace("\n", " ")[:60]
+            click.echo(
+                f"  {where:<28} {confidence:>4} {item.reason:<15} "
+                f"{item.message.sender[:32]:<32} {subject}"
+            )
+        click.echo(f"Dry run: {report.read} new messages; nothing was changed.")
+    else:
+        click.echo(
+            f"Run {report.run_id}: {report.read} new messages, {report.moved} filed"
+            + (f", {report.failed} could not be filed (see the log)" if report.failed else "")
+            + "."
+        )
+    for name, count in report.counts.items():
+        click.echo(f"  {name:<32} {count:>6}")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="One pass, then exit (for cron).")
+@click.option("--dry-run", is_flag=True, help="Show what would be filed; change nothing.")
+@click.option(
+    "--backfill",
+    is_flag=True,
+    help="Also file mail that was in the inbox before triage's first run.",
+)
+@_account_option
+@pass_state
+def run(state: State, once: bool, dry_run: bool, backfill: bool, account_name: str | None) -> None:
+    """File new mail from the inbox into partner folders and the generic bucket. Stays up and
+    files mail as it arrives (IDLE, or polling where the server has no IDLE) unless --once.
+    SIGTERM or Ctrl-C finishes the current batch and exits cleanly."""
+    config = state.config()
+    account = config.account(account_name)
+    stop = StopFlag()
+    stop.install()
+    inbox = account.folders.inbox
+    if once or dry_run or backfill:
+        report = engine.run_once(
+            config,
+            account,
+            dry_run=dry_run,
+            backfill=backfill,
+            progress=_progress("Filing") if backfill else None,
+            stop=stop,
+        )
+        _print_report(report, inbox)
+        return
+    click.echo(f"Watching {inbox} of {account.name}; Ctrl-C to stop.")
+    engine.run_forever(config, account, stop=stop)
+    click.echo("Stopped.")
+
+
+@cli.command()
+@click.argument("run_id", required=False, type=int)
+@_account_option
+@pass_state
+def undo(state: State, run_id: int | None, account_name: str | None) -> None:
+    """Move back what a run filed (default: the last run that filed anything), where it still
+    is where triage put it. Messages put back are never filed again."""
+    config = state.config()
+    account = config.account(account_name)
+    report = engine.undo(config, account, run_id)
+    if report.run_id is None:
+        click.echo("Nothing to undo: triage has not filed anything yet.")
+        return
+    click.echo(
+        f"Run {report.run_id}: {report.moved_back} messages moved back"
+        + (
+            f"; {report.not_found} are no longer where triage put them (left alone)"
+            if report.not_found
+            else ""
+        )
+        + "."
+    )
+
+
+@cli.command()
+@pass_state
+def status(state: State) -> None:
+    """Per account: the last run, what was filed where over the last 7 days, and the model's
+    age."""
+    for item in engine.status(state.config()):
+        click.echo(f"{item.account}:")
+        if item.last_run is None:
+            click.echo("  last run: never")
+        else:
+            run = item.last_run
+            click.echo(f"  last run: #{run.id} {run.mode} started {run.started_at}, {run.status}")
+        click.echo(f"  model: {item.model_trained_at or 'none; run triage train'}")
+        if item.unfinished:
+            click.echo(f"  unfinished filings: {item.unfinished} (settled on the next run)")
+        click.echo("  last 7 days:" + ("" if item.week else " nothing decided"))
+        for name, count in item.week.items():
+            click.echo(f"    {name:<32} {count:>6}")
 
 
 def main() -> None:

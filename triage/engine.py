@@ -5,21 +5,36 @@ cli.py parses options and prints; this module does the work and returns data.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from triage.config import AccountConfig, Config, FolderConfig, RunConfig, resolve_secret
 from triage.errors import ConfigError, MailboxError, ModelError
-from triage.mailbox.base import CAPABILITIES_THAT_MATTER, Folder, Mailbox
+from triage.mailbox.base import CAPABILITIES_THAT_MATTER, Folder, FolderState, Mailbox, chunked
 from triage.mailbox.imap import ImapMailbox
 from triage.mailbox.maildir import MaildirMailbox
 from triage.message import Message, parse
 from triage.model import KEEP as KEEP_LABEL
 from triage.model import Identity, TriageModel
+from triage.planner import Planned, Planner, header_hash, summarise
+from triage.store import (
+    DONE,
+    FAILED,
+    INTENT,
+    UNDONE,
+    VANISHED,
+    AccountLock,
+    Decision,
+    Filing,
+    Run,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -291,3 +306,500 @@ def parse_file(path: Path) -> Message:
     except OSError as exc:
         raise MailboxError(f"{path}: cannot read ({exc.strerror})") from None
     return parse(data, key=str(path))
+
+
+# -- the filing loop -------------------------------------------------------------------------
+
+
+def state_paths(config: Config) -> tuple[Path, Path]:
+    """The state database and the lock directory."""
+    return config.state_dir / "triage.db", config.state_dir / "locks"
+
+
+@dataclass
+class RunReport:
+    """What one pass did (or, in a dry run, would do)."""
+
+    run_id: int | None
+    dry_run: bool
+    read: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    moved: int = 0
+    failed: int = 0
+    reconciled: dict[str, int] = field(default_factory=dict)
+    plan: list[Planned] = field(default_factory=list)  # filled in dry runs only
+    note: str = ""
+
+    def add(self, counts: dict[str, int]) -> None:
+        for name, count in counts.items():
+            self.counts[name] = self.counts.get(name, 0) + count
+
+
+class Cycle:
+    """One account's filing work on an open mailbox and store: reconcile, then sync the inbox.
+
+    The inbox's sync mark (UIDVALIDITY, highest UID) only moves past a batch once every move
+    of that batch is done and recorded, so a crash anywhere means the batch is read again.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        account: AccountConfig,
+        mailbox: Mailbox,
+        store: Store,
+        model: TriageModel | None,
+        *,
+        dry_run: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.account = account
+        self.mailbox = mailbox
+        self.store = store
+        self.planner = Planner(account, model)
+        self.dry_run = dry_run
+        self.stop = stop or (lambda: False)
+        self.inbox = account.folders.inbox
+        self._folders: set[str] | None = None
+
+    # -- reconcile ------------------------------------------------------------------------------
+
+    def reconcile(self) -> dict[str, int]:
+        """Settle filings a previous run left half-done (killed between intent and done)."""
+        intents = self.store.filings(self.account.name, state=INTENT)
+        outcome: dict[str, int] = {}
+        groups: dict[tuple[str, str], list[Filing]] = {}
+        for filing in intents:
+            groups.setdefault((filing.source, filing.destination), []).append(filing)
+        for (source, destination), filings in groups.items():
+            for state, ids in self._reconcile_group(source, destination, filings).items():
+                if ids:
+                    self.store.set_state(ids, state)
+                    outcome[state] = outcome.get(state, 0) + len(ids)
+        if outcome:
+            log.info("reconciled %d unfinished filings: %s", len(intents), outcome)
+        return outcome
+
+    def _reconcile_group(
+        self, source: str, destination: str, filings: list[Filing]
+    ) -> dict[str, list[int]]:
+        in_dest = self.locate_filed(destination, filings)
+        src_state = self.mailbox.select(source)
+        in_source: dict[int, int] = {}
+        candidates = [f for f in filings if f.source_uidvalidity == src_state.uidvalidity]
+        if candidates:
+            present = set(self.mailbox.uids_above(min(f.source_uid for f in candidates) - 1))
+            fetched = {
+                m.uid: header_hash(m.data)
+                for m in self.mailbox.fetch(
+                    [f.source_uid for f in candidates if f.source_uid in present], max_bytes=0
+                )
+            }
+            in_source = {
+                f.id: f.source_uid for f in candidates if fetched.get(f.source_uid) == f.header_hash
+            }
+        # In both places: the copy landed but the original was not removed (no-MOVE servers).
+        both = [f.id for f in filings if f.id in in_dest and f.id in in_source]
+        if both:
+            self.mailbox.delete([in_source[i] for i in both])
+        return {
+            DONE: [f.id for f in filings if f.id in in_dest],
+            FAILED: [f.id for f in filings if f.id in in_source and f.id not in in_dest],
+            VANISHED: [f.id for f in filings if f.id not in in_dest and f.id not in in_source],
+        }
+
+    def locate_filed(self, folder: str, filings: list[Filing]) -> dict[int, int]:
+        """Filing id -> UID in `folder` for the filings whose message is there."""
+        if folder not in self.folders():
+            return {}
+        state = self.mailbox.select(folder)
+        found: dict[int, int] = {}
+        comparable = [
+            f for f in filings if f.dest_uidvalidity == state.uidvalidity and f.dest_uidnext
+        ]
+        if comparable:
+            low = min(f.dest_uidnext or 1 for f in comparable)
+            by_hash = {
+                header_hash(m.data): m.uid
+                for m in self.mailbox.fetch(self.mailbox.uids_above(low - 1), max_bytes=0)
+            }
+            found.update(
+                {f.id: by_hash[f.header_hash] for f in comparable if f.header_hash in by_hash}
+            )
+        for filing in filings:
+            if filing.id not in found and filing.message_id:
+                uids = self.mailbox.search_message_id(filing.message_id)
+                if uids:
+                    found[filing.id] = uids[0]
+        return found
+
+    def folders(self) -> set[str]:
+        if self._folders is None:
+            self._folders = {f.name for f in self.mailbox.list_folders() if f.selectable}
+        return self._folders
+
+    def ensure_folder(self, name: str) -> None:
+        if name not in self.folders():
+            self.mailbox.create_folder(name)
+            self.folders().add(name)
+
+    # -- sync -----------------------------------------------------------------------------------
+
+    def new_uids(self, backfill: bool = False) -> tuple[FolderState, list[int], str]:
+        """The inbox's UIDs to look at now, with a note when the mark was (re)set."""
+        state = self.mailbox.select(self.inbox)
+        mark = self.store.mark(self.account.name, self.inbox)
+        if backfill:
+            return state, self.mailbox.uids_above(0), "backfill: every message in the inbox"
+        if mark is None:
+            # First run: what is already in the inbox is the buyer's; only new mail is filed.
+            if not self.dry_run:
+                # Remembered so that a later UIDVALIDITY change cannot make them look new.
+                existing = self.mailbox.uids_above(0)
+                self.store.remember_baseline(
+                    self.account.name, self.mailbox.fetch_message_ids(existing).values()
+                )
+                self.store.set_mark(
+                    self.account.name, self.inbox, state.uidvalidity, state.uidnext - 1
+                )
+            return (
+                state,
+                [],
+                (
+                    f"first run: {state.exists} messages already in {self.inbox} "
+                    "are left alone (use --backfill to file them)"
+                ),
+            )
+        if mark.uidvalidity != state.uidvalidity:
+            return (
+                state,
+                self._resync(state),
+                (
+                    f"{self.inbox} UIDVALIDITY changed ({mark.uidvalidity} -> "
+                    f"{state.uidvalidity}): resynced by Message-ID"
+                ),
+            )
+        return state, self.mailbox.uids_above(mark.highest_uid), ""
+
+    def _resync(self, state: FolderState) -> list[int]:
+        """After a UIDVALIDITY change, only messages triage has never decided about are new."""
+        ids = self.mailbox.fetch_message_ids(self.mailbox.uids_above(0))
+        known = self.store.known_message_ids(self.account.name, [m for m in ids.values() if m])
+        # Without a Message-ID a message cannot be told apart from one seen before: leave it.
+        fresh = sorted(uid for uid, mid in ids.items() if mid and mid not in known)
+        log.warning(
+            "%s: UIDVALIDITY changed; %d of %d messages are new by Message-ID",
+            self.inbox,
+            len(fresh),
+            len(ids),
+        )
+        if not self.dry_run:
+            self.store.set_mark(
+                self.account.name,
+                self.inbox,
+                state.uidvalidity,
+                max(ids, default=state.uidnext - 1),
+            )
+        return fresh
+
+    def sync(
+        self,
+        report: RunReport,
+        *,
+        backfill: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """File what is new in the inbox, batch by batch."""
+        state, uids, note = self.new_uids(backfill)
+        if note:
+            log.info("%s", note)
+            report.note = note
+        run = self.config.run
+        done = 0
+        for batch in chunked(uids, run.batch_size):
+            if self.stop():
+                log.info(
+                    "stopping: %d of %d new messages left for the next run",
+                    len(uids) - done,
+                    len(uids),
+                )
+                break
+            self._batch(state, list(batch), report)
+            done += len(batch)
+            if progress:
+                progress(done, len(uids))
+
+    def _batch(self, state: FolderState, uids: list[int], report: RunReport) -> None:
+        started = time.monotonic()
+        fetched = list(self.mailbox.fetch(uids, max_bytes=self.config.run.max_message_bytes))
+        messages = [parse(m.data, key=f"{self.inbox}/{m.uid}") for m in fetched]
+        hashes = [header_hash(m.data) for m in fetched]
+        filed_before = self.store.filed_before(self.account.name, hashes)
+        plan = self.planner.plan([m.uid for m in fetched], messages, hashes, filed_before)
+        counts = summarise(plan, self.inbox)
+        report.read += len(plan)
+        report.add(counts)
+        if self.dry_run:
+            report.plan.extend(plan)
+            return
+        moves: dict[str, list[Planned]] = {}
+        for item in plan:
+            if item.moves(self.inbox):
+                moves.setdefault(item.destination, []).append(item)
+        targets = {}
+        for destination in moves:
+            self.ensure_folder(destination)
+            targets[destination] = self.mailbox.status(destination)
+        self.mailbox.select(self.inbox)
+        intents = [
+            {
+                "message_id": item.message.message_id,
+                "header_hash": item.header_hash,
+                "sender": item.message.sender,
+                "source": self.inbox,
+                "source_uidvalidity": state.uidvalidity,
+                "source_uid": item.uid,
+                "destination": destination,
+                "dest_uidvalidity": targets[destination].uidvalidity,
+                "dest_uidnext": targets[destination].uidnext,
+                "confidence": item.confidence,
+                "reason": item.reason,
+            }
+            for destination, items in moves.items()
+            for item in items
+        ]
+        decisions = [
+            Decision(
+                self.inbox,
+                state.uidvalidity,
+                p.uid,
+                p.message.message_id,
+                p.header_hash,
+                p.message.sender,
+                p.destination,
+                p.confidence,
+                p.reason,
+            )
+            for p in plan
+        ]
+        ids = self.store.add_intents(self.run_id, self.account.name, intents, decisions)
+        filing_of = {
+            (i["destination"], i["source_uid"]): fid for i, fid in zip(intents, ids, strict=True)
+        }
+        for destination, items in moves.items():
+            filing_ids = [filing_of[(destination, item.uid)] for item in items]
+            try:
+                result = self.mailbox.move([item.uid for item in items], destination)
+            except MailboxError as exc:
+                if exc.retryable:
+                    raise
+                # The server refused (quota, folder gone, ...): the mail stays in the inbox.
+                log.warning("could not file %d messages into %s: %s", len(items), destination, exc)
+                self.store.set_state(filing_ids, FAILED)
+                report.failed += len(items)
+                self._folders = None
+                continue
+            dest_uids = {filing_of[(destination, uid)]: new for uid, new in result.new_uids.items()}
+            self.store.set_state(filing_ids, DONE, dest_uids)
+            report.moved += len(items)
+        self.store.set_mark(self.account.name, self.inbox, state.uidvalidity, max(uids))
+        elapsed = time.monotonic() - started
+        log.info(
+            "batch of %d in %.1f s: %s",
+            len(plan),
+            elapsed,
+            ", ".join(f"{name} {count}" for name, count in counts.items()) or "nothing new",
+            extra={
+                "event": "batch",
+                "messages": len(plan),
+                "counts": counts,
+                "seconds": round(elapsed, 3),
+            },
+        )
+
+    run_id: int = 0
+
+
+def _open_store(config: Config) -> Store:
+    return Store.open(state_paths(config)[0])
+
+
+def _load_model_if_any(config: Config, account: AccountConfig) -> TriageModel | None:
+    try:
+        path = current_model_path(config, account)
+    except ModelError:
+        return None
+    return TriageModel.load(path)
+
+
+def run_once(
+    config: Config,
+    account: AccountConfig,
+    *,
+    dry_run: bool = False,
+    backfill: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> RunReport:
+    """One pass over an account: reconcile, then file what is new. `--once` and cron."""
+    with AccountLock(state_paths(config)[1], account.name), _open_store(config) as store:
+        model = _load_model_if_any(config, account)
+        with open_mailbox(account, config.run) as mailbox:
+            cycle = Cycle(config, account, mailbox, store, model, dry_run=dry_run, stop=stop)
+            return _pass(cycle, store, dry_run, backfill, progress)
+
+
+def _pass(
+    cycle: Cycle,
+    store: Store,
+    dry_run: bool,
+    backfill: bool,
+    progress: Callable[[int, int], None] | None,
+) -> RunReport:
+    account = cycle.account.name
+    run_id = None if dry_run else store.start_run(account, "backfill" if backfill else "run")
+    cycle.run_id = run_id or 0
+    report = RunReport(run_id, dry_run)
+    status = "failed"
+    try:
+        if not dry_run:
+            report.reconciled = cycle.reconcile()
+        cycle.sync(report, backfill=backfill, progress=progress)
+        status = "stopped" if cycle.stop() else "ok"
+    finally:
+        if run_id is not None:
+            store.finish_run(run_id, status)
+    return report
+
+
+def run_forever(
+    config: Config,
+    account: AccountConfig,
+    *,
+    dry_run: bool = False,
+    stop: Callable[[], bool],
+    on_report: Callable[[RunReport], None] | None = None,
+    max_backoff: float = 300.0,
+) -> None:
+    """File new mail as it arrives until `stop()`; reconnects with capped exponential backoff."""
+    backoff = 1.0
+    with AccountLock(state_paths(config)[1], account.name), _open_store(config) as store:
+        model = _load_model_if_any(config, account)
+        model_path = _current_or_none(config, account)
+        while not stop():
+            try:
+                with open_mailbox(account, config.run) as mailbox:
+                    wait = config.run.idle_refresh if mailbox.has_idle else config.run.poll_interval
+                    while not stop():
+                        latest = _current_or_none(config, account)
+                        if latest != model_path:  # retrained meanwhile: use the new model
+                            model, model_path = _load_model_if_any(config, account), latest
+                        cycle = Cycle(
+                            config, account, mailbox, store, model, dry_run=dry_run, stop=stop
+                        )
+                        report = _pass(cycle, store, dry_run, False, None)
+                        backoff = 1.0
+                        if on_report:
+                            on_report(report)
+                        mailbox.select(account.folders.inbox)
+                        mailbox.wait(wait, stop)
+            except MailboxError as exc:
+                if not exc.retryable:
+                    raise
+                log.warning(
+                    "%s; reconnecting in %.0f s",
+                    exc,
+                    backoff,
+                    extra={"event": "reconnect", "delay": backoff},
+                )
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline and not stop():
+                    time.sleep(min(0.5, deadline - time.monotonic()))
+                backoff = min(backoff * 2, max_backoff)
+
+
+def _current_or_none(config: Config, account: AccountConfig) -> Path | None:
+    try:
+        return current_model_path(config, account)
+    except ModelError:
+        return None
+
+
+# -- undo and status -------------------------------------------------------------------------
+
+
+@dataclass
+class UndoReport:
+    run_id: int | None
+    moved_back: int = 0
+    not_found: int = 0  # no longer where triage put it (the buyer moved or deleted it)
+
+
+def undo(config: Config, account: AccountConfig, run_id: int | None = None) -> UndoReport:
+    """Move back what a run filed (default: the last run that filed anything), where it still
+    is where triage put it. Undone messages are never filed again."""
+    with AccountLock(state_paths(config)[1], account.name), _open_store(config) as store:
+        run_id = run_id or store.last_run_with_filings(account.name)
+        report = UndoReport(run_id)
+        if run_id is None:
+            return report
+        filings = store.filings(account.name, run_id=run_id, state=DONE)
+        with open_mailbox(account, config.run) as mailbox:
+            cycle = Cycle(config, account, mailbox, store, None)
+            groups: dict[tuple[str, str], list[Filing]] = {}
+            for filing in filings:
+                groups.setdefault((filing.destination, filing.source), []).append(filing)
+            for (destination, source), items in groups.items():
+                found = cycle.locate_filed(destination, items)
+                if found:
+                    cycle.ensure_folder(source)
+                    mailbox.select(destination)
+                    mailbox.move(sorted(found.values()), source)
+                    store.set_state(sorted(found), UNDONE)
+                report.moved_back += len(found)
+                report.not_found += len(items) - len(found)
+        log.info(
+            "undo of run %s: %d moved back, %d no longer where triage put them",
+            run_id,
+            report.moved_back,
+            report.not_found,
+        )
+        return report
+
+
+@dataclass
+class AccountStatus:
+    account: str
+    last_run: Run | None
+    week: dict[str, int]
+    model_path: Path | None
+    model_trained_at: str | None
+    unfinished: int
+
+
+def status(config: Config) -> list[AccountStatus]:
+    """Per account: the last run, counts per destination over the last 7 days, model age."""
+    since = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
+    out = []
+    with _open_store(config) as store:
+        for account in config.accounts:
+            runs = store.runs(account.name, limit=1)
+            path = _current_or_none(config, account)
+            trained_at = None
+            if path is not None:
+                try:
+                    trained_at = json.loads(path.with_suffix(".json").read_text()).get("trained_at")
+                except (OSError, ValueError):
+                    trained_at = None
+            out.append(
+                AccountStatus(
+                    account.name,
+                    runs[0] if runs else None,
+                    store.counts_by_destination(account.name, since),
+                    path,
+                    trained_at,
+                    len(store.filings(account.name, state=INTENT)),
+                )
+            )
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -90,6 +90,12 @@ def message_id_from_header(header: bytes) -> str:
     return bracketed.group(0) if bracketed else value.strip()[:200]
 
 
+def header_block(data: bytes) -> bytes:
+    """The header of raw message bytes, up to and including the blank line that ends it."""
+    ends = [i + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := data.find(sep)) >= 0]
+    return data[: min(ends)] if ends else data
+
+
 def chunked(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     """`items` in consecutive slices of at most `size`."""
     for start in range(0, len(items), size):
@@ -144,6 +150,10 @@ class Mailbox(ABC):
         """Choose the folder later calls act on (read-write, nothing marked read)."""
 
     @abstractmethod
+    def status(self, name: str) -> FolderState:
+        """UIDVALIDITY, UIDNEXT and message count of a folder, without selecting it."""
+
+    @abstractmethod
     def uids_above(self, uid: int) -> list[int]:
         """UIDs greater than `uid` in the selected folder, ascending."""
 
@@ -168,6 +178,13 @@ class Mailbox(ABC):
         """
 
     @abstractmethod
+    def delete(self, uids: Sequence[int]) -> int:
+        """Remove these UIDs of the selected folder (and only them); returns how many.
+
+        Used only to finish a move that a crash interrupted after the copy.
+        """
+
+    @abstractmethod
     def append(
         self,
         folder: str,
@@ -183,8 +200,9 @@ class Mailbox(ABC):
         """UIDs in the selected folder whose Message-ID header is `message_id`."""
 
     @abstractmethod
-    def wait(self, timeout: float) -> bool:
-        """Block until the selected folder may have changed, or `timeout` seconds pass.
+    def wait(self, timeout: float, stop: Callable[[], bool] | None = None) -> bool:
+        """Block until the selected folder may have changed, `timeout` seconds pass, or
+        `stop()` turns true (checked about once a second).
 
         Returns True when something happened (new or removed messages). Uses IDLE where the
         server has it, polling otherwise; either way a caller then asks `uids_above`.

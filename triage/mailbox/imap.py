@@ -331,6 +331,15 @@ class ImapMailbox(Mailbox):
         self._selected = name
         return FolderState(name, int(info[b"UIDVALIDITY"]), int(uidnext), int(info[b"EXISTS"]))
 
+    def status(self, name: str) -> FolderState:
+        with self._errors(f"reading the status of {name!r}"):
+            info = self.client.folder_status(
+                self.to_server(name), [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
+            )
+        return FolderState(
+            name, int(info[b"UIDVALIDITY"]), int(info[b"UIDNEXT"]), int(info[b"MESSAGES"])
+        )
+
     def _require_selected(self) -> str:
         if self._selected is None:
             raise MailboxError("no folder selected (internal error: call select first)")
@@ -409,9 +418,25 @@ class ImapMailbox(Mailbox):
             codes = [tagged if isinstance(tagged, bytes) else b"", *self._pop_untagged("COPYUID")]
         return MoveResult(len(uids), _copyuid_map(codes))
 
+    def delete(self, uids: Sequence[int]) -> int:
+        folder = self._require_selected()
+        uids = sorted(set(uids))
+        if not uids:
+            return 0
+        with self._errors(f"removing {len(uids)} messages from {folder!r}"):
+            present = set(self.client.search(["UID", ",".join(map(str, uids))]))
+            self._expunge_exactly(sorted(present))
+        return len(present)
+
     def _copy_delete_expunge(self, uids: list[int], target: str) -> bytes:
         """MOVE for servers without it: copy, flag, and expunge exactly these UIDs."""
         tagged = self.client.copy(uids, target)
+        self._expunge_exactly(uids)
+        return tagged if isinstance(tagged, bytes) else b""
+
+    def _expunge_exactly(self, uids: list[int]) -> None:
+        if not uids:
+            return
         self.client.add_flags(uids, [_DELETED], silent=True)
         if "UIDPLUS" in self.capabilities:
             self.client.uid_expunge(uids)
@@ -423,12 +448,11 @@ class ImapMailbox(Mailbox):
                 self.client.expunge()
             else:
                 log.warning(
-                    "%s: no MOVE or UIDPLUS and other messages are flagged \\Deleted; "
-                    "left %d copied messages flagged \\Deleted in the source folder",
+                    "%s: no UIDPLUS and other messages are flagged \\Deleted; "
+                    "left %d moved messages flagged \\Deleted in the source folder",
                     self.where,
                     len(uids),
                 )
-        return tagged if isinstance(tagged, bytes) else b""
 
     def _pop_untagged(self, code: str) -> list[bytes]:
         """Response codes imaplib collected from untagged OK lines (e.g. COPYUID after MOVE)."""
@@ -456,46 +480,65 @@ class ImapMailbox(Mailbox):
 
     # -- waiting -------------------------------------------------------------------------------
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float, stop: Callable[[], bool] | None = None) -> bool:
         folder = self._require_selected()
         if "IDLE" in self.capabilities:
-            return self._idle(folder, timeout)
-        return self._poll(folder, timeout)
+            return self._idle(folder, timeout, stop or _never)
+        return self._poll(folder, timeout, stop or _never)
 
-    def _idle(self, folder: str, timeout: float) -> bool:
+    def _idle(self, folder: str, timeout: float, stop: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + timeout
         with self._errors(f"waiting (IDLE) on {folder!r}"):
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                session = min(remaining, self.idle_refresh)
-                started = time.monotonic()
+                session_end = time.monotonic() + min(remaining, self.idle_refresh)
                 self.client.idle()
                 try:
-                    responses = self.client.idle_check(timeout=session)
-                    early = not responses and time.monotonic() - started < session - 0.5
+                    # Short checks so a stop request is seen within a second; they cost no
+                    # traffic, the server is only asked again when the session is refreshed.
+                    responses: list[Any] = []
+                    early = False
+                    while not responses and not stop():
+                        left = session_end - time.monotonic()
+                        if left <= 0:
+                            break
+                        started = time.monotonic()
+                        responses = self.client.idle_check(timeout=min(left, 1.0))
+                        early = not responses and time.monotonic() - started < min(left, 1.0) - 0.5
+                        if early:
+                            break
                 finally:
                     _text, more = self.client.idle_done()
                 responses = [*responses, *more]
                 if any(_is_change(r) for r in responses):
                     return True
+                if stop():
+                    return False
                 if early:
                     # idle_check returns nothing early when the socket hit EOF; DONE above
                     # would then have raised, so this was a harmless wakeup.
                     log.debug("%s: IDLE woke up with nothing to report", self.where)
 
-    def _poll(self, folder: str, timeout: float) -> bool:
+    def _poll(self, folder: str, timeout: float, stop: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + timeout
         with self._errors(f"polling {folder!r}"):
             while True:
                 _text, responses = self.client.noop()
                 if any(_is_change(r) for r in responses):
                     return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                next_poll = min(deadline, time.monotonic() + self.poll_interval)
+                while time.monotonic() < next_poll:
+                    if stop():
+                        return False
+                    time.sleep(min(1.0, next_poll - time.monotonic()))
+                if time.monotonic() >= deadline:
                     return False
-                time.sleep(min(remaining, self.poll_interval))
+
+
+def _never() -> bool:
+    return False
 
 
 def _is_change(response: Any) -> bool:

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -175,6 +175,10 @@ class MaildirMailbox(Mailbox):
         self._files = files
         return FolderState(name, uidlist.uidvalidity, uidlist.nextuid, len(files))
 
+    def status(self, name: str) -> FolderState:
+        uidlist, files = self._refresh(self._existing(name))
+        return FolderState(name, uidlist.uidvalidity, uidlist.nextuid, len(files))
+
     def _require_selected(self) -> Path:
         if self._selected is None:
             raise MailboxError("no folder selected (internal error: call select first)")
@@ -311,6 +315,18 @@ class MaildirMailbox(Mailbox):
         self._refresh(source)
         return MoveResult(len(moved), moved)
 
+    def delete(self, uids: Sequence[int]) -> int:
+        files = self._current_files()
+        removed = 0
+        for uid in set(uids):
+            path = files.get(uid)
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        self._current_files()
+        return removed
+
     def append(
         self,
         folder: str,
@@ -348,7 +364,7 @@ class MaildirMailbox(Mailbox):
                 stamps.append(0)
         return tuple(stamps)
 
-    def wait(self, timeout: float) -> bool:
+    def wait(self, timeout: float, stop: Callable[[], bool] | None = None) -> bool:
         path = self._require_selected()
         before = self._stamp(path)
         deadline = time.monotonic() + timeout
@@ -356,7 +372,7 @@ class MaildirMailbox(Mailbox):
             if self._stamp(path) != before:
                 return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (stop is not None and stop()):
                 return False
             time.sleep(min(remaining, self.poll_interval))
 

@@ -1,0 +1,455 @@
+"""The state database: one SQLite file (WAL) in the state dir, the only importer of sqlite3.
+
+It keeps, per account: each folder's UIDVALIDITY and highest UID seen (the sync mark), every
+run, every message triage decided about, and every filing with its state (intent -> done), so
+that a run killed at any moment can be reconciled with the server on the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from triage.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+# Filing states: written as INTENT before the MOVE, DONE after it (or after reconciliation).
+INTENT, DONE, FAILED, VANISHED, UNDONE = "intent", "done", "failed", "vanished", "undone"
+
+# Each entry upgrades the schema by one version; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE folders (
+        account TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        highest_uid INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (account, folder)
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        pid INTEGER NOT NULL
+    );
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        account TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        header_hash TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        confidence REAL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX decisions_message ON decisions(account, message_id);
+    CREATE INDEX decisions_hash ON decisions(account, header_hash);
+    CREATE TABLE filings (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        account TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        header_hash TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        source TEXT NOT NULL,
+        source_uidvalidity INTEGER NOT NULL,
+        source_uid INTEGER NOT NULL,
+        destination TEXT NOT NULL,
+        dest_uidvalidity INTEGER,
+        dest_uidnext INTEGER,
+        dest_uid INTEGER,
+        confidence REAL,
+        reason TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    );
+    CREATE INDEX filings_state ON filings(account, state);
+    CREATE INDEX filings_run ON filings(run_id);
+    CREATE INDEX filings_message ON filings(account, message_id);
+    CREATE TABLE baseline (
+        account TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (account, message_id)
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class FolderMark:
+    uidvalidity: int
+    highest_uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What triage decided for one message it read from a watched folder."""
+
+    folder: str
+    uidvalidity: int
+    uid: int
+    message_id: str
+    header_hash: str
+    sender: str
+    destination: str  # a folder, or the inbox's name when the message stays
+    confidence: float | None
+    reason: str  # "model", "rule", "own-domain", "never-move", "below-threshold", ...
+
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    id: int
+    run_id: int
+    message_id: str
+    header_hash: str
+    sender: str
+    source: str
+    source_uidvalidity: int
+    source_uid: int
+    destination: str
+    dest_uidvalidity: int | None
+    dest_uidnext: int | None
+    dest_uid: int | None
+    confidence: float | None
+    reason: str
+    state: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: int
+    account: str
+    mode: str
+    started_at: str
+    finished_at: str | None
+    status: str
+
+
+class Store:
+    """The state database. Open with `Store.open(path)`; use as a context manager."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            # Created 0600 before SQLite writes anything into it: it holds senders and subjects.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, path)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path}: the state database is unusable ({exc}); move it aside and run "
+                "triage again (it will start fresh and leave existing mail alone)"
+            ) from None
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: the state database is from a newer triage (schema {version}, "
+                f"this one knows {len(MIGRATIONS)}); upgrade triage"
+            )
+        for number in range(version, len(MIGRATIONS)):
+            with self.transaction():
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+            log.debug("state database migrated to schema %d", number + 1)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- folder marks -----------------------------------------------------------------------------
+
+    def mark(self, account: str, folder: str) -> FolderMark | None:
+        row = self.db.execute(
+            "SELECT uidvalidity, highest_uid FROM folders WHERE account=? AND folder=?",
+            (account, folder),
+        ).fetchone()
+        return FolderMark(row[0], row[1]) if row else None
+
+    def set_mark(self, account: str, folder: str, uidvalidity: int, highest_uid: int) -> None:
+        self.db.execute(
+            "INSERT INTO folders VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, folder) DO UPDATE "
+            "SET uidvalidity=excluded.uidvalidity, highest_uid=excluded.highest_uid, "
+            "updated_at=excluded.updated_at",
+            (account, folder, uidvalidity, highest_uid, now()),
+        )
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, account: str, mode: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO runs (account, mode, started_at, pid) VALUES (?, ?, ?, ?)",
+            (account, mode, now(), os.getpid()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str = "ok") -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_at=?, status=? WHERE id=?", (now(), status, run_id)
+        )
+
+    def runs(self, account: str, limit: int = 20) -> list[Run]:
+        rows = self.db.execute(
+            "SELECT id, account, mode, started_at, finished_at, status FROM runs "
+            "WHERE account=? ORDER BY id DESC LIMIT ?",
+            (account, limit),
+        ).fetchall()
+        return [Run(*row) for row in rows]
+
+    def last_run_with_filings(self, account: str) -> int | None:
+        row = self.db.execute(
+            "SELECT MAX(run_id) FROM filings WHERE account=? AND state=?", (account, DONE)
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def remember_baseline(self, account: str, message_ids: Iterable[str]) -> None:
+        """Message-IDs that were in the inbox before triage's first run (left alone)."""
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO baseline VALUES (?, ?)",
+                [(account, mid) for mid in message_ids if mid],
+            )
+
+    def known_message_ids(self, account: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of these Message-IDs triage has seen before: decided about, or left alone
+        because they were there before its first run."""
+        found: set[str] = set()
+        for start in range(0, len(message_ids), 400):
+            chunk = message_ids[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"SELECT message_id FROM decisions WHERE account=? AND message_id IN ({marks}) "
+                "UNION "
+                f"SELECT message_id FROM baseline WHERE account=? AND message_id IN ({marks})",
+                (account, *chunk, account, *chunk),
+            ).fetchall()
+            found.update(row[0] for row in rows)
+        return found
+
+    def filed_before(self, account: str, header_hashes: Sequence[str]) -> set[str]:
+        """Header hashes of messages triage has filed (moved) before, in any run."""
+        found: set[str] = set()
+        for start in range(0, len(header_hashes), 400):
+            chunk = header_hashes[start : start + 400]
+            rows = self.db.execute(
+                f"SELECT header_hash FROM filings WHERE account=? AND state IN (?, ?, ?) AND "
+                f"header_hash IN ({','.join('?' * len(chunk))})",
+                (account, DONE, INTENT, UNDONE, *chunk),
+            ).fetchall()
+            found.update(row[0] for row in rows)
+        return found
+
+    # -- filings --------------------------------------------------------------------------------
+
+    def add_intents(
+        self,
+        run_id: int,
+        account: str,
+        intents: Sequence[dict[str, Any]],
+        decisions: Sequence[Decision] = (),
+    ) -> list[int]:
+        """Record a batch's decisions and the moves about to be made, in one transaction;
+        returns the filing ids in the order of `intents`."""
+        ids = []
+        at = now()
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO decisions (run_id, account, folder, uidvalidity, uid, message_id, "
+                "header_hash, sender, destination, confidence, reason, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        account,
+                        d.folder,
+                        d.uidvalidity,
+                        d.uid,
+                        d.message_id,
+                        d.header_hash,
+                        d.sender,
+                        d.destination,
+                        d.confidence,
+                        d.reason,
+                        at,
+                    )
+                    for d in decisions
+                ],
+            )
+            for intent in intents:
+                cursor = self.db.execute(
+                    "INSERT INTO filings (run_id, account, message_id, header_hash, sender, "
+                    "source, source_uidvalidity, source_uid, destination, dest_uidvalidity, "
+                    "dest_uidnext, confidence, reason, state, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        account,
+                        intent["message_id"],
+                        intent["header_hash"],
+                        intent["sender"],
+                        intent["source"],
+                        intent["source_uidvalidity"],
+                        intent["source_uid"],
+                        intent["destination"],
+                        intent.get("dest_uidvalidity"),
+                        intent.get("dest_uidnext"),
+                        intent.get("confidence"),
+                        intent["reason"],
+                        INTENT,
+                        at,
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def set_state(
+        self, filing_ids: Sequence[int], state: str, dest_uids: dict[int, int] | None = None
+    ) -> None:
+        """Move filings to `state`; `dest_uids` maps filing id -> UID in the destination."""
+        dest_uids = dest_uids or {}
+        done_at = now()
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE filings SET state=?, done_at=?, dest_uid=COALESCE(?, dest_uid) WHERE id=?",
+                [(state, done_at, dest_uids.get(i), i) for i in filing_ids],
+            )
+
+    def filings(
+        self,
+        account: str,
+        *,
+        state: str | None = None,
+        run_id: int | None = None,
+        since: str | None = None,
+    ) -> list[Filing]:
+        sql = (
+            "SELECT id, run_id, message_id, header_hash, sender, source, source_uidvalidity, "
+            "source_uid, destination, dest_uidvalidity, dest_uidnext, dest_uid, confidence, "
+            "reason, state, created_at FROM filings WHERE account=?"
+        )
+        args: list[Any] = [account]
+        if state is not None:
+            sql += " AND state=?"
+            args.append(state)
+        if run_id is not None:
+            sql += " AND run_id=?"
+            args.append(run_id)
+        if since is not None:
+            sql += " AND created_at>=?"
+            args.append(since)
+        rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
+        return [Filing(*row) for row in rows]
+
+    def counts_by_destination(self, account: str, since: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT destination, COUNT(*) FROM decisions WHERE account=? AND at>=? "
+            "GROUP BY destination ORDER BY COUNT(*) DESC",
+            (account, since),
+        ).fetchall()
+        return {row[0]: int(row[1]) for row in rows}
+
+
+class AccountLock:
+    """An exclusive lock per account, so two `triage run` never race on one mailbox.
+
+    A file lock (flock) is released by the kernel when the process dies, even by kill -9, so a
+    crash never leaves a stale lock behind.
+    """
+
+    def __init__(self, directory: Path, account: str) -> None:
+        self.path = directory / f"{account}.lock"
+        self.account = account
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Held open for the life of the lock: closing the file would release it.
+        handle = open(self.path, "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreError(
+                f"account {self.account!r} is being worked on by another triage process "
+                f"(pid {holder}); stop it first, or wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> AccountLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
