@@ -448,8 +448,10 @@ class Cycle:
 
     def new_uids(self, backfill: bool = False) -> tuple[FolderState, list[int], str]:
         """The inbox's UIDs to look at now, with a note when the mark was (re)set."""
-        state = self.mailbox.select(self.inbox)
         mark = self.store.mark(self.account.name, self.inbox)
+        state = self.mailbox.selected_state
+        if state is None or state.name != self.inbox or mark is None or backfill:
+            state = self.mailbox.select(self.inbox)
         if backfill:
             return state, self.mailbox.uids_above(0), "backfill: every message in the inbox"
         if mark is None:
@@ -551,7 +553,6 @@ class Cycle:
         for destination in moves:
             self.ensure_folder(destination)
             targets[destination] = self.mailbox.status(destination)
-        self.mailbox.select(self.inbox)
         intents = [
             {
                 "message_id": item.message.message_id,
@@ -618,7 +619,17 @@ class Cycle:
             },
         )
 
-    run_id: int = 0
+    started_run: int | None = None
+
+    def start_run(self, mode: str = "run") -> int:
+        if self.started_run is None:
+            self.started_run = self.store.start_run(self.account.name, mode)
+        return self.started_run
+
+    @property
+    def run_id(self) -> int:
+        """The run this pass records its work under (recorded when first needed)."""
+        return self.start_run()
 
 
 def _open_store(config: Config) -> Store:
@@ -647,29 +658,31 @@ def run_once(
         model = _load_model_if_any(config, account)
         with open_mailbox(account, config.run) as mailbox:
             cycle = Cycle(config, account, mailbox, store, model, dry_run=dry_run, stop=stop)
-            return _pass(cycle, store, dry_run, backfill, progress)
+            return _pass(cycle, backfill, progress, record_idle=True)
 
 
 def _pass(
     cycle: Cycle,
-    store: Store,
-    dry_run: bool,
     backfill: bool,
     progress: Callable[[int, int], None] | None,
+    *,
+    record_idle: bool,
 ) -> RunReport:
-    account = cycle.account.name
-    run_id = None if dry_run else store.start_run(account, "backfill" if backfill else "run")
-    cycle.run_id = run_id or 0
-    report = RunReport(run_id, dry_run)
+    """Reconcile, then sync. With `record_idle` a run is recorded even when nothing was new
+    (cron runs show in `status`); the long-running loop records only passes that did work."""
+    if record_idle and not cycle.dry_run:
+        cycle.start_run("backfill" if backfill else "run")
+    report = RunReport(None, cycle.dry_run)
     status = "failed"
     try:
-        if not dry_run:
+        if not cycle.dry_run:
             report.reconciled = cycle.reconcile()
         cycle.sync(report, backfill=backfill, progress=progress)
         status = "stopped" if cycle.stop() else "ok"
     finally:
-        if run_id is not None:
-            store.finish_run(run_id, status)
+        if cycle.started_run is not None:
+            cycle.store.finish_run(cycle.started_run, status)
+    report.run_id = cycle.started_run
     return report
 
 
@@ -698,7 +711,7 @@ def run_forever(
                         cycle = Cycle(
                             config, account, mailbox, store, model, dry_run=dry_run, stop=stop
                         )
-                        report = _pass(cycle, store, dry_run, False, None)
+                        report = _pass(cycle, False, None, record_idle=False)
                         backoff = 1.0
                         if on_report:
                             on_report(report)

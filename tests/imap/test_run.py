@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,38 @@ def test_status_reports_runs_and_counts(
     assert "last run: #2 run" in result.output and "ok" in result.output
     assert "Vendors/Generic" in result.output
     assert "model: 20" in result.output
+
+
+def test_run_forever_files_mail_as_it_arrives(
+    setup: Config, imap_account: ImapAccount, buyer: sample.SampleMailbox
+) -> None:
+    engine.run_once(setup, setup.account())  # the first run sets the mark
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            engine.run_forever(setup, setup.account(), stop=stop.is_set)
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        time.sleep(1.0)  # in IDLE by now
+        invoice = next(
+            m for m in buyer.new_week if m.kind == "invoice" and m.folder != "Vendors/Generic"
+        )
+        delivered = time.monotonic()
+        imap_account.server.seed(imap_account.user, "INBOX", [invoice.data])
+        target = message_id_of(invoice.data)
+        while time.monotonic() - delivered < 15:
+            if where_is(imap_account).get(target, "INBOX") != "INBOX":
+                break
+            time.sleep(0.1)
+        assert where_is(imap_account)[target] == invoice.folder
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive(), "run_forever did not stop within 10 s of the stop request"
+    assert not errors

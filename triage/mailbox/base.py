@@ -112,6 +112,10 @@ class Mailbox(ABC):
 
     #: Upper-case capability names the backend offers (for IMAP, what the server advertises).
     capabilities: frozenset[str] = frozenset()
+    #: What the last `select` returned, while that folder is still selected on this connection.
+    #: Its UIDVALIDITY cannot change while selected (a server would drop the connection), so a
+    #: caller polling the selected folder can skip selecting it again.
+    selected_state: FolderState | None = None
 
     def __enter__(self) -> Mailbox:
         self.connect()

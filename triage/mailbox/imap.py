@@ -213,6 +213,7 @@ class ImapMailbox(Mailbox):
 
     def close(self) -> None:
         client, self._client, self._selected = self._client, None, None
+        self.selected_state = None
         if client is None:
             return
         # Closing must never raise: the socket may already be gone.
@@ -328,8 +329,10 @@ class ImapMailbox(Mailbox):
             if uidnext is None:  # Not every server sends it on SELECT; STATUS always can.
                 status = self.client.folder_status(self.to_server(name), [b"UIDNEXT"])
                 uidnext = status[b"UIDNEXT"]
+        state = FolderState(name, int(info[b"UIDVALIDITY"]), int(uidnext), int(info[b"EXISTS"]))
         self._selected = name
-        return FolderState(name, int(info[b"UIDVALIDITY"]), int(uidnext), int(info[b"EXISTS"]))
+        self.selected_state = state
+        return state
 
     def status(self, name: str) -> FolderState:
         with self._errors(f"reading the status of {name!r}"):

@@ -111,6 +111,7 @@ class MaildirMailbox(Mailbox):
 
     def close(self) -> None:
         self._selected = None
+        self.selected_state = None
         self._files = {}
 
     # -- names ---------------------------------------------------------------------------------
@@ -171,9 +172,11 @@ class MaildirMailbox(Mailbox):
     def select(self, name: str) -> FolderState:
         path = self._existing(name)
         uidlist, files = self._refresh(path)
+        state = FolderState(name, uidlist.uidvalidity, uidlist.nextuid, len(files))
         self._selected = name
+        self.selected_state = state
         self._files = files
-        return FolderState(name, uidlist.uidvalidity, uidlist.nextuid, len(files))
+        return state
 
     def status(self, name: str) -> FolderState:
         uidlist, files = self._refresh(self._existing(name))
