@@ -41,8 +41,14 @@ def test_version() -> None:
 def write_maildir_config(tmp_path: Path, **extra: str) -> Path:
     root = tmp_path / "Mail"
     with MaildirMailbox(root, create=True) as box:
-        for folder in ("Vendors/Acme", "Vendors/Globex", "Vendors/Generic", "Archive", "Sent",
-                       "Projects"):
+        for folder in (
+            "Vendors/Acme",
+            "Vendors/Globex",
+            "Vendors/Generic",
+            "Archive",
+            "Sent",
+            "Projects",
+        ):
             box.create_folder(folder)
     lines = [
         "[[accounts]]",
@@ -61,8 +67,11 @@ def test_check_on_a_maildir_shows_roles(tmp_path: Path) -> None:
     config = write_maildir_config(tmp_path)
     result = CliRunner().invoke(cli, ["--config", str(config), "check"])
     assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line.split()[1] for line in result.output.splitlines()
-             if line.startswith("  ")}
+    lines = {
+        line.split()[0]: line.split()[1]
+        for line in result.output.splitlines()
+        if line.startswith("  ")
+    }
     assert lines == {
         "INBOX": "inbox",
         "Vendors": "ignored",
