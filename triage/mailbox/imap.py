@@ -98,6 +98,9 @@ class ImapMailbox(Mailbox):
         self.ca_file = ca_file
         self.allow_plaintext = allow_plaintext
         self.timeout = timeout
+        # A big MOVE or SEARCH may keep a slow server silent for a while: commands get at least
+        # this long; IDLE, DONE and NOOP, which a live server answers at once, get `timeout`.
+        self.read_timeout = max(timeout, 120.0)
         self.idle_refresh = min(idle_refresh, MAX_IDLE_REFRESH)
         self.poll_interval = poll_interval
         self._secret = secret
@@ -138,7 +141,7 @@ class ImapMailbox(Mailbox):
                 "%s: plaintext IMAP (allow_plaintext = true): the password is sent unencrypted",
                 self.where,
             )
-        timeout = imapclient.SocketTimeout(connect=self.timeout, read=max(self.timeout, 120))
+        timeout = imapclient.SocketTimeout(connect=self.timeout, read=self.read_timeout)
         with self._errors("connecting"):
             if self.security == "tls":
                 client = imapclient.IMAPClient(
@@ -247,17 +250,41 @@ class ImapMailbox(Mailbox):
                 f"{self.where}: connection refused; is the server up and the port right?"
             ) from None
         except TimeoutError:
+            # The answer may still come later and be taken for the next command's: the session
+            # is unusable, and a LOGOUT on it would only wait out another timeout.
+            self._drop()
             raise ConnectionLost(f"{self.where}: timed out while {action}") from None
         except IMAPClientAbortError as exc:
-            self._client = None
+            self._drop()
             raise ConnectionLost(f"{self.where}: connection lost while {action} ({exc})") from None
         except (OSError, EOFError) as exc:
-            self._client = None
+            self._drop()
             raise ConnectionLost(f"{self.where}: connection lost while {action} ({exc})") from None
         except IMAPClientError as exc:
             raise MailboxError(
                 f"{self.where}: {action} failed: the server said {_server_text(exc)}"
             ) from None
+
+    def _drop(self) -> None:
+        """Forget a broken connection without talking to the server; never raises."""
+        client, self._client, self._selected = self._client, None, None
+        self.selected_state = None
+        if client is not None:
+            with suppress(Exception):
+                client.shutdown()
+
+    @contextmanager
+    def _quick_answer(self) -> Iterator[None]:
+        """Wait at most `timeout` for the answer to a command a live server answers at once
+        (IDLE, DONE, NOOP), so a connection that died silently while idling (a NAT entry
+        dropped, a stalled peer) shows within seconds instead of the 120 s read timeout."""
+        sock = self.client.socket()
+        sock.settimeout(self.timeout)
+        try:
+            yield
+        finally:
+            with suppress(OSError):
+                sock.settimeout(self.read_timeout)
 
     @property
     def client(self) -> Any:
@@ -497,7 +524,8 @@ class ImapMailbox(Mailbox):
                 if remaining <= 0:
                     return False
                 session_end = time.monotonic() + min(remaining, self.idle_refresh)
-                self.client.idle()
+                with self._quick_answer():
+                    self.client.idle()
                 try:
                     # Short checks so a stop request is seen within a second; they cost no
                     # traffic, the server is only asked again when the session is refreshed.
@@ -513,7 +541,8 @@ class ImapMailbox(Mailbox):
                         if early:
                             break
                 finally:
-                    _text, more = self.client.idle_done()
+                    with self._quick_answer():
+                        _text, more = self.client.idle_done()
                 responses = [*responses, *more]
                 if any(_is_change(r) for r in responses):
                     return True
@@ -528,7 +557,8 @@ class ImapMailbox(Mailbox):
         deadline = time.monotonic() + timeout
         with self._errors(f"polling {folder!r}"):
             while True:
-                _text, responses = self.client.noop()
+                with self._quick_answer():
+                    _text, responses = self.client.noop()
                 if any(_is_change(r) for r in responses):
                     return True
                 next_poll = min(deadline, time.monotonic() + self.poll_interval)
