@@ -155,6 +155,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         poll_interval=60,
         idle_refresh=1500,
         batch_size=1000,
+        move_batch=10000,
         max_message_bytes=262144,
         connect_timeout=30,
         retrain_after=20,

@@ -63,6 +63,7 @@ _RUN_KEYS = (
     "poll_interval",
     "idle_refresh",
     "batch_size",
+    "move_batch",
     "max_message_bytes",
     "connect_timeout",
     "retrain_after",
@@ -114,6 +115,7 @@ class RunConfig:
     poll_interval: int = 60
     idle_refresh: int = 1500
     batch_size: int = 1000
+    move_batch: int = 10000
     max_message_bytes: int = 262144
     connect_timeout: int = 30
     retrain_after: int = 20
@@ -912,6 +914,7 @@ def _run_config(t: _Table) -> RunConfig:
         poll_interval=t.integer("poll_interval", d.poll_interval, 5, None, "seconds"),
         idle_refresh=idle_refresh,
         batch_size=t.integer("batch_size", d.batch_size, 1, 5000, "UIDs"),
+        move_batch=t.integer("move_batch", d.move_batch, 1, 100000, "messages"),
         max_message_bytes=t.integer(
             "max_message_bytes", d.max_message_bytes, 4096, 52428800, "bytes"
         ),

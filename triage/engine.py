@@ -5,6 +5,7 @@ cli.py parses options and prints; this module does the work and returns data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from triage.store import (
     DONE,
     FAILED,
     INTENT,
+    INTERRUPTED,
     UNDONE,
     VANISHED,
     AccountLock,
@@ -37,6 +39,10 @@ from triage.store import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Longest wait between passes even when IDLE reports nothing: a cheap guard (one UID SEARCH)
+#: against a notification that fell between a pass and the next IDLE.
+MAX_QUIET = 300.0
 
 # Folder roles: what triage does with each folder.
 INBOX, PARTNER, GENERIC, KEEP, IGNORED = "inbox", "partner", "generic", "keep", "ignored"
@@ -405,7 +411,7 @@ class Cycle:
             self.mailbox.delete([in_source[i] for i in both])
         return {
             DONE: [f.id for f in filings if f.id in in_dest],
-            FAILED: [f.id for f in filings if f.id in in_source and f.id not in in_dest],
+            INTERRUPTED: [f.id for f in filings if f.id in in_source and f.id not in in_dest],
             VANISHED: [f.id for f in filings if f.id not in in_dest and f.id not in in_source],
         }
 
@@ -512,12 +518,20 @@ class Cycle:
         backfill: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
-        """File what is new in the inbox, batch by batch."""
+        """File what is new in the inbox: fetch and classify batch by batch, move in rounds.
+
+        Moves are sent once per round of `move_batch` messages (one UID MOVE per
+        destination): on Dovecot's Maildir every MOVE rescans the source folder, so fewer,
+        larger MOVEs are much faster on a big inbox. Only the decisions, not the messages, are
+        kept until their round is applied.
+        """
         state, uids, note = self.new_uids(backfill)
         if note:
             log.info("%s", note)
             report.note = note
         run = self.config.run
+        round_size = max(run.batch_size, run.move_batch)
+        pending: list[Planned] = []
         done = 0
         for batch in chunked(uids, run.batch_size):
             if self.stop():
@@ -527,24 +541,39 @@ class Cycle:
                     len(uids),
                 )
                 break
-            self._batch(state, list(batch), report)
+            pending.extend(self._classify(list(batch), report))
             done += len(batch)
+            if len(pending) >= round_size:
+                self._apply(state, pending, batch[-1], report)
+                pending = []
             if progress:
                 progress(done, len(uids))
+        if pending:
+            self._apply(state, pending, pending[-1].uid, report)
 
-    def _batch(self, state: FolderState, uids: list[int], report: RunReport) -> None:
-        started = time.monotonic()
+    def _classify(self, uids: list[int], report: RunReport) -> list[Planned]:
+        """Fetch, parse and decide; the decisions keep the message without its body text."""
         fetched = list(self.mailbox.fetch(uids, max_bytes=self.config.run.max_message_bytes))
         messages = [parse(m.data, key=f"{self.inbox}/{m.uid}") for m in fetched]
         hashes = [header_hash(m.data) for m in fetched]
         filed_before = self.store.filed_before(self.account.name, hashes)
         plan = self.planner.plan([m.uid for m in fetched], messages, hashes, filed_before)
-        counts = summarise(plan, self.inbox)
         report.read += len(plan)
-        report.add(counts)
+        report.add(summarise(plan, self.inbox))
+        slim = [
+            dataclasses.replace(p, message=dataclasses.replace(p.message, text="")) for p in plan
+        ]
         if self.dry_run:
-            report.plan.extend(plan)
-            return
+            report.plan.extend(slim)
+            return []
+        return slim
+
+    def _apply(
+        self, state: FolderState, plan: list[Planned], last_uid: int, report: RunReport
+    ) -> None:
+        """Record the round's decisions and intents, move, mark done, then move the sync mark."""
+        started = time.monotonic()
+        counts = summarise(plan, self.inbox)
         moves: dict[str, list[Planned]] = {}
         for item in plan:
             if item.moves(self.inbox):
@@ -604,10 +633,10 @@ class Cycle:
             dest_uids = {filing_of[(destination, uid)]: new for uid, new in result.new_uids.items()}
             self.store.set_state(filing_ids, DONE, dest_uids)
             report.moved += len(items)
-        self.store.set_mark(self.account.name, self.inbox, state.uidvalidity, max(uids))
+        self.store.set_mark(self.account.name, self.inbox, state.uidvalidity, last_uid)
         elapsed = time.monotonic() - started
         log.info(
-            "batch of %d in %.1f s: %s",
+            "batch of %d filed in %.1f s: %s",
             len(plan),
             elapsed,
             ", ".join(f"{name} {count}" for name, count in counts.items()) or "nothing new",
@@ -715,8 +744,12 @@ def run_forever(
                         backoff = 1.0
                         if on_report:
                             on_report(report)
-                        mailbox.select(account.folders.inbox)
-                        mailbox.wait(wait, stop)
+                        if report.read and not dry_run:
+                            continue  # mail may have come in during the pass: look again now
+                        selected = mailbox.selected_state
+                        if selected is None or selected.name != account.folders.inbox:
+                            mailbox.select(account.folders.inbox)
+                        mailbox.wait(min(wait, MAX_QUIET), stop)
             except MailboxError as exc:
                 if not exc.retryable:
                     raise

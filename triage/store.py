@@ -23,7 +23,11 @@ from triage.errors import StoreError
 log = logging.getLogger(__name__)
 
 # Filing states: written as INTENT before the MOVE, DONE after it (or after reconciliation).
+# FAILED: the server refused the move; INTERRUPTED: a crash came before the move, the message
+# was still in the source and is decided again; VANISHED: in neither place (the buyer moved or
+# deleted it meanwhile); UNDONE: `triage undo` put it back.
 INTENT, DONE, FAILED, VANISHED, UNDONE = "intent", "done", "failed", "vanished", "undone"
+INTERRUPTED = "interrupted"
 
 # Each entry upgrades the schema by one version; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -401,8 +405,12 @@ class Store:
         return [Filing(*row) for row in rows]
 
     def counts_by_destination(self, account: str, since: str) -> dict[str, int]:
+        """Messages per destination decided since `since`; a message decided twice (its batch
+        was read again after a crash) counts once, where it was last decided."""
         rows = self.db.execute(
-            "SELECT destination, COUNT(*) FROM decisions WHERE account=? AND at>=? "
+            "SELECT destination, COUNT(*) FROM decisions AS d WHERE account=? AND at>=? "
+            "AND id = (SELECT MAX(id) FROM decisions WHERE account=d.account "
+            "AND header_hash=d.header_hash) "
             "GROUP BY destination ORDER BY COUNT(*) DESC",
             (account, since),
         ).fetchall()

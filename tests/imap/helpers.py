@@ -28,7 +28,7 @@ def write_config(
     path = tmp_path / "config.toml"
     path.write_text(
         f'[triage]\nstate_dir = "{tmp_path / "state"}"\n'
-        "[run]\nbatch_size = 50\n"
+        "[run]\nbatch_size = 50\nmove_batch = 1\n"
         "[[accounts]]\n"
         'name = "work"\nbackend = "imap"\n'
         f'host = "{account.host}"\nport = {account.port}\n'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from helpers import census, message_id_of, seed_history, trained_config, where_i
 
 from triage import engine, sample
 from triage.cli import cli
-from triage.config import Config
+from triage.config import Config, load_config
 from triage.errors import StoreError
+from triage.mailbox.base import MoveResult
+from triage.mailbox.imap import ImapMailbox
 from triage.store import AccountLock
 
 
@@ -238,3 +241,87 @@ def test_run_forever_files_mail_as_it_arrives(
         thread.join(timeout=10)
     assert not thread.is_alive(), "run_forever did not stop within 10 s of the stop request"
     assert not errors
+
+
+def test_mail_arriving_during_a_pass_is_filed_at_once(
+    setup: Config,
+    imap_account: ImapAccount,
+    buyer: sample.SampleMailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine.run_once(setup, setup.account())
+    partner = [
+        m
+        for m in buyer.new_week
+        if m.kind in ("invoice", "shipment", "delivery") and m.folder != "Vendors/Generic"
+    ]
+    first, late = partner[0], partner[1]
+    real_move = ImapMailbox.move
+    delivered: list[float] = []
+
+    # Delivered the way a server's delivery agent does it (through the server, so that its
+    # index and notifications see it), while the pass is busy moving the first message.
+    deliverer = ImapMailbox(
+        imap_account.host,
+        imap_account.user,
+        lambda: imap_account.password,
+        port=imap_account.port,
+        security="plain",
+    )
+    deliverer.connect()
+
+    def move_then_deliver(self: ImapMailbox, uids: Sequence[int], destination: str) -> MoveResult:
+        result = real_move(self, uids, destination)
+        if not delivered:
+            deliverer.append("INBOX", late.data)
+            delivered.append(time.monotonic())
+        return result
+
+    monkeypatch.setattr(ImapMailbox, "move", move_then_deliver)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: engine.run_forever(setup, setup.account(), stop=stop.is_set)
+    )
+    thread.start()
+    try:
+        time.sleep(1.0)
+        imap_account.server.seed(imap_account.user, "INBOX", [first.data])
+        target = message_id_of(late.data)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and where_is(imap_account).get(target) != late.folder:
+            time.sleep(0.1)
+        assert where_is(imap_account).get(target) == late.folder
+        assert delivered and time.monotonic() - delivered[0] < 5
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        deliverer.close()
+
+
+def test_moves_are_sent_in_rounds(
+    setup: Config,
+    imap_account: ImapAccount,
+    buyer: sample.SampleMailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert setup.path is not None
+    text = setup.path.read_text().replace("move_batch = 1\n", "move_batch = 10000\n")
+    setup.path.write_text(text)
+    config = load_config(setup.path)
+    engine.run_once(config, config.account())
+    deliver_new_week(imap_account, buyer)
+    calls: list[tuple[int, str]] = []
+    real_move = ImapMailbox.move
+
+    def counting_move(self: ImapMailbox, uids: Sequence[int], destination: str) -> MoveResult:
+        calls.append((len(uids), destination))
+        return real_move(self, uids, destination)
+
+    monkeypatch.setattr(ImapMailbox, "move", counting_move)
+    report = engine.run_once(config, config.account())
+    # batch_size 50 reads the week in two batches; the moves go out once per destination.
+    assert report.read == len(buyer.new_week) > 50
+    destinations = [d for _, d in calls]
+    assert len(destinations) == len(set(destinations))
+    assert sum(n for n, _ in calls) == report.moved
+    where_is(imap_account)

@@ -357,6 +357,8 @@ class ImapMailbox(Mailbox):
                 status = self.client.folder_status(self.to_server(name), [b"UIDNEXT"])
                 uidnext = status[b"UIDNEXT"]
         state = FolderState(name, int(info[b"UIDVALIDITY"]), int(uidnext), int(info[b"EXISTS"]))
+        # SELECT's own EXISTS describes the state just read, not a change to wake a wait for.
+        self._pending_changes()
         self._selected = name
         self.selected_state = state
         return state
@@ -519,6 +521,8 @@ class ImapMailbox(Mailbox):
     def _idle(self, folder: str, timeout: float, stop: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + timeout
         with self._errors(f"waiting (IDLE) on {folder!r}"):
+            if self._pending_changes():
+                return True
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -526,25 +530,25 @@ class ImapMailbox(Mailbox):
                 session_end = time.monotonic() + min(remaining, self.idle_refresh)
                 with self._quick_answer():
                     self.client.idle()
+                changed = early = False
                 try:
                     # Short checks so a stop request is seen within a second; they cost no
-                    # traffic, the server is only asked again when the session is refreshed.
-                    responses: list[Any] = []
-                    early = False
-                    while not responses and not stop():
+                    # traffic. Keepalives ("* OK Still here") do not end the session: a message
+                    # arriving while IDLE is being re-issued would be announced to no one.
+                    while not changed and not stop():
                         left = session_end - time.monotonic()
                         if left <= 0:
                             break
                         started = time.monotonic()
-                        responses = self.client.idle_check(timeout=min(left, 1.0))
-                        early = not responses and time.monotonic() - started < min(left, 1.0) - 0.5
+                        got = self.client.idle_check(timeout=min(left, 1.0))
+                        changed = any(_is_change(r) for r in got)
+                        early = not got and time.monotonic() - started < min(left, 1.0) - 0.5
                         if early:
                             break
                 finally:
                     with self._quick_answer():
                         _text, more = self.client.idle_done()
-                responses = [*responses, *more]
-                if any(_is_change(r) for r in responses):
+                if changed or any(_is_change(r) for r in more) or self._pending_changes():
                     return True
                 if stop():
                     return False
@@ -553,13 +557,26 @@ class ImapMailbox(Mailbox):
                     # would then have raised, so this was a harmless wakeup.
                     log.debug("%s: IDLE woke up with nothing to report", self.where)
 
+    def _pending_changes(self) -> bool:
+        """Whether the server announced new or removed messages alongside an earlier command's
+        answer (imaplib keeps such untagged responses); taking them clears them."""
+        imap = getattr(self._client, "_imap", None)
+        if imap is None:
+            return False
+        found = False
+        for kind in ("EXISTS", "RECENT", "EXPUNGE"):
+            found = bool(imap.untagged_responses.pop(kind, None)) or found
+        return found
+
     def _poll(self, folder: str, timeout: float, stop: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + timeout
         with self._errors(f"polling {folder!r}"):
+            if self._pending_changes():
+                return True
             while True:
                 with self._quick_answer():
                     _text, responses = self.client.noop()
-                if any(_is_change(r) for r in responses):
+                if any(_is_change(r) for r in responses) or self._pending_changes():
                     return True
                 next_poll = min(deadline, time.monotonic() + self.poll_interval)
                 while time.monotonic() < next_poll:
