@@ -120,3 +120,15 @@ def test_unknown_account_lists_the_names(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(config), "check", "--account", "locl"])
     assert result.exit_code == 2
     assert "local" in result.output
+
+
+def test_python_dash_m_and_the_console_script() -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "triage"  # installed next to the interpreter
+    assert script.exists(), "the triage console script is not installed"
+    for command in ([sys.executable, "-m", "triage", "--help"], [str(script), "--version"]):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "triage" in result.stdout
