@@ -533,6 +533,7 @@ class Cycle:
         round_size = max(run.batch_size, run.move_batch)
         pending: list[Planned] = []
         done = 0
+        round_started = time.monotonic()
         for batch in chunked(uids, run.batch_size):
             if self.stop():
                 log.info(
@@ -541,15 +542,17 @@ class Cycle:
                     len(uids),
                 )
                 break
+            if not pending:
+                round_started = time.monotonic()
             pending.extend(self._classify(list(batch), report))
             done += len(batch)
             if len(pending) >= round_size:
-                self._apply(state, pending, batch[-1], report)
+                self._apply(state, pending, batch[-1], report, round_started)
                 pending = []
             if progress:
                 progress(done, len(uids))
         if pending:
-            self._apply(state, pending, pending[-1].uid, report)
+            self._apply(state, pending, pending[-1].uid, report, round_started)
 
     def _classify(self, uids: list[int], report: RunReport) -> list[Planned]:
         """Fetch, parse and decide; the decisions keep the message without its body text."""
@@ -569,10 +572,15 @@ class Cycle:
         return slim
 
     def _apply(
-        self, state: FolderState, plan: list[Planned], last_uid: int, report: RunReport
+        self,
+        state: FolderState,
+        plan: list[Planned],
+        last_uid: int,
+        report: RunReport,
+        started: float,
     ) -> None:
-        """Record the round's decisions and intents, move, mark done, then move the sync mark."""
-        started = time.monotonic()
+        """Record the round's decisions and intents, move, mark done, then move the sync mark.
+        `started` is when the round's first batch was fetched (for the log line)."""
         counts = summarise(plan, self.inbox)
         moves: dict[str, list[Planned]] = {}
         for item in plan:
