@@ -132,3 +132,37 @@ def test_python_dash_m_and_the_console_script() -> None:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "triage" in result.stdout
+
+
+def test_evaluate_json_on_a_maildir(tmp_path: Path) -> None:
+    import json
+
+    from triage import sample
+
+    sample.write_maildir(sample.build(seed=3, weeks=8), tmp_path / "Mail")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            str(tmp_path / "Mail"),
+            "--protocol",
+            "kfold",
+            "--generic",
+            "Vendors/Generic",
+            "--keep",
+            "Archive",
+            "--keep",
+            "INBOX",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["protocol"] == "kfold"
+    assert report["splits"] == 5
+    assert report["messages"] > 200
+    assert set(report["models"]) == {"triage", "nb-words", "svm-tfidf"}
+    for scores in report["models"].values():
+        assert 0.0 <= scores["accuracy"] <= 1.0
+        assert "partner_to_generic" in scores and "generic_recall" in scores
+    assert report["models"]["triage"]["accuracy"] >= report["models"]["nb-words"]["accuracy"]
