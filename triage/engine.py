@@ -23,7 +23,7 @@ from triage.mailbox.maildir import MaildirMailbox
 from triage.message import Message, parse
 from triage.model import KEEP as KEEP_LABEL
 from triage.model import Identity, TriageModel
-from triage.planner import Planned, Planner, header_hash, summarise
+from triage.planner import Planned, Planner, from_own_domain, header_hash, summarise
 from triage.store import (
     DONE,
     FAILED,
@@ -185,14 +185,6 @@ def identity_of(account: AccountConfig) -> Identity:
     )
 
 
-def is_own(message: Message, account: AccountConfig) -> bool:
-    """Mail from the buyer's own domains always stays in the inbox."""
-    domain = message.sender_domain
-    return bool(domain) and any(
-        domain == own or domain.endswith("." + own) for own in account.own_domains
-    )
-
-
 def _label_for(role: FolderRole) -> str | None:
     if role.role in (PARTNER, GENERIC):
         return role.folder.name
@@ -229,7 +221,7 @@ def collect_examples(
             message = parse(fetched.data, key=f"{role.folder.name}/{fetched.uid}")
             done += 1
             if role.role == INBOX:
-                if is_own(message, account):
+                if from_own_domain(message, account.own_domains):
                     messages.append(message)
                     labels.append(KEEP_LABEL)
             elif label is not None:

@@ -16,7 +16,6 @@ which a message stays in the inbox, since that is how it runs.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.errors import ConfigError
+from triage.mailbox import utf7
 from triage.message import Message, parse
 from triage.model import BASELINES, KEEP, Baseline, Settings, TriageModel, role_rates
 
@@ -92,31 +92,7 @@ def _maildir_files(path: Path) -> Iterator[tuple[str, Path]]:
 
 def _maildir_name(name: str) -> str:
     """Maildir++ `A.B` (modified UTF-7, RFC 3501) -> `A/B`."""
-    return "/".join(_decode_mutf7(part) for part in name.split("."))
-
-
-def _decode_mutf7(s: str) -> str:
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "&":
-            j = s.find("-", i)
-            if j < 0:
-                out.append(s[i:])
-                break
-            chunk = s[i + 1 : j]
-            if not chunk:
-                out.append("&")
-            else:
-                b64 = chunk.replace(",", "/")
-                try:
-                    out.append(base64.b64decode(b64 + "=" * (-len(b64) % 4)).decode("utf-16-be"))
-                except (ValueError, UnicodeDecodeError):
-                    out.append(s[i : j + 1])
-            i = j + 1
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
+    return "/".join(utf7.decode(part) for part in name.split("."))
 
 
 def _plain_files(path: Path) -> Iterator[tuple[str, Path]]:

@@ -34,6 +34,12 @@ def header_hash(data: bytes) -> str:
     return hashlib.sha256(header_block(data)).hexdigest()[:32]
 
 
+def from_own_domain(message: Message, own_domains: Sequence[str]) -> bool:
+    """Mail from the buyer's own domains (or their subdomains) always stays in the inbox."""
+    domain = message.sender_domain
+    return bool(domain) and any(domain == own or domain.endswith("." + own) for own in own_domains)
+
+
 def sender_matches(sender: str, pattern: str) -> bool:
     """`pattern` is an address, or "@domain" (which also covers its subdomains)."""
     sender = sender.lower()
@@ -67,16 +73,12 @@ class Planner:
         self.model = model
         self.inbox = account.folders.inbox
 
-    def is_own(self, message: Message) -> bool:
-        domain = message.sender_domain
-        return bool(domain) and any(
-            domain == own or domain.endswith("." + own) for own in self.account.own_domains
-        )
-
     def rule_for(self, message: Message) -> tuple[str, str] | None:
         """A decision made before the model, as (destination, reason), or None."""
         sender = message.sender
-        if self.is_own(message) or sender in self.account.own_addresses:
+        if from_own_domain(message, self.account.own_domains) or (
+            sender in self.account.own_addresses
+        ):
             return self.inbox, OWN_DOMAIN
         if any(sender_matches(sender, p) for p in self.account.never_move):
             return self.inbox, NEVER_MOVE
