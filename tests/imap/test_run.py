@@ -19,6 +19,7 @@ from triage.config import Config, load_config
 from triage.errors import StoreError
 from triage.mailbox.base import MoveResult
 from triage.mailbox.imap import ImapMailbox
+from triage.message import parse
 from triage.store import AccountLock
 
 
@@ -325,3 +326,27 @@ def test_moves_are_sent_in_rounds(
     assert len(destinations) == len(set(destinations))
     assert sum(n for n, _ in calls) == report.moved
     where_is(imap_account)
+
+
+def test_a_rule_files_into_a_folder_it_creates(
+    imap_account: ImapAccount,
+    buyer: sample.SampleMailbox,
+    model_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRIAGE_TEST_PASSWORD", imap_account.password)
+    seed_history(imap_account, buyer)
+    pitch = next(m for m in buyer.new_week if m.kind == "cold_pitch")
+    message_id = message_id_of(pitch.data)
+    sender = parse(pitch.data).sender
+    rule = (
+        f'\n[[accounts.rules]]\nfrom = "@{sender.rpartition("@")[2]}"\n'
+        'folder = "Vendors/Café Nouveau"\n'
+    )
+    config = trained_config(tmp_path, imap_account, buyer, model_cache, extra=rule)
+    engine.run_once(config, config.account())
+    imap_account.server.seed(imap_account.user, "INBOX", [pitch.data])
+    report = engine.run_once(config, config.account())
+    assert report.counts == {"Vendors/Café Nouveau": 1}
+    assert where_is(imap_account)[message_id] == "Vendors/Café Nouveau"
