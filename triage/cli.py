@@ -473,6 +473,41 @@ def demo(state: State, keep_dir: Path | None, seed: int) -> None:
     click.echo(f"Done in {report.seconds:.1f} s.")
 
 
+@cli.group()
+def model() -> None:
+    """Trained model versions: list them, or go back to an earlier one."""
+
+
+@model.command("list")
+@_account_option
+@pass_state
+def model_list(state: State, account_name: str | None) -> None:
+    """The saved model versions, newest first; the one in use is marked with *."""
+    config = state.config()
+    account = config.account(account_name)
+    versions = engine.list_models(config, account)
+    if not versions:
+        click.echo(f"No model for {account.name} yet; run `triage train`.")
+    for v in versions:
+        accuracy = "-" if v.holdout_accuracy is None else f"{v.holdout_accuracy:.1%}"
+        click.echo(
+            f"{'*' if v.current else ' '} {v.path.stem}  trained {v.trained_at}  "
+            f"{v.messages} messages  holdout {accuracy}"
+        )
+
+
+@model.command("rollback")
+@click.argument("name", required=False)
+@_account_option
+@pass_state
+def model_rollback(state: State, name: str | None, account_name: str | None) -> None:
+    """Use an earlier model: NAME (from `triage model list`), or the one before the current."""
+    config = state.config()
+    account = config.account(account_name)
+    path = engine.rollback(config, account, name)
+    click.echo(f"{account.name} now uses {path.stem}.")
+
+
 def main() -> None:
     """Entry point of the `triage` console script and `python -m triage`."""
     cli(prog_name="triage")

@@ -260,9 +260,11 @@ def train(
         messages, labels, identity=identity_of(account), generic=account.folders.generic
     )
     directory = model_dir(config, account)
-    name = datetime.now(UTC).strftime("model-%Y%m%dT%H%M%S")
+    # Names sort by time (prune and rollback rely on it), microseconds keep them unique.
+    name = datetime.now(UTC).strftime("model-%Y%m%dT%H%M%S_%f")
     path = model.save(directory, name)
     _write_current(directory, path.name)
+    prune_models(directory, config.run.keep_models)
     return TrainReport(path, len(messages), dict(model.counts), dict(model.scores))
 
 
@@ -270,6 +272,82 @@ def _write_current(directory: Path, filename: str) -> None:
     tmp = directory / "current.tmp"
     tmp.write_text(filename + "\n")
     tmp.replace(directory / "current")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    path: Path
+    trained_at: str
+    messages: int
+    holdout_accuracy: float | None
+    current: bool
+
+
+def _versions(directory: Path) -> list[Path]:
+    """Saved models, oldest first (names are timestamps)."""
+    return sorted(directory.glob("model-*.joblib")) if directory.is_dir() else []
+
+
+def prune_models(directory: Path, keep: int) -> None:
+    """Delete all but the newest `keep` models; the current one is always kept."""
+    try:
+        current = (directory / "current").read_text().strip()
+    except FileNotFoundError:
+        current = ""
+    for path in _versions(directory)[:-keep] if keep > 0 else []:
+        if path.name != current:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+            log.info("removed old model %s", path.name)
+
+
+def list_models(config: Config, account: AccountConfig) -> list[ModelVersion]:
+    """The saved model versions, newest first, with the one in use marked."""
+    directory = model_dir(config, account)
+    current = _current_or_none(config, account)
+    out = []
+    for path in reversed(_versions(directory)):
+        try:
+            sidecar = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            sidecar = {}
+        holdout = (sidecar.get("scores") or {}).get("holdout") or {}
+        out.append(
+            ModelVersion(
+                path,
+                str(sidecar.get("trained_at", "?")),
+                sum((sidecar.get("counts") or {}).values()),
+                holdout.get("accuracy"),
+                path == current,
+            )
+        )
+    return out
+
+
+def rollback(config: Config, account: AccountConfig, name: str | None = None) -> Path:
+    """Make an earlier model the current one: `name`, or the one before the current."""
+    directory = model_dir(config, account)
+    versions = _versions(directory)
+    current = _current_or_none(config, account)
+    if name is not None:
+        wanted = directory / (name if name.endswith(".joblib") else f"{name}.joblib")
+        if wanted not in versions:
+            names = ", ".join(p.stem for p in reversed(versions)) or "none"
+            raise ModelError(
+                f"no saved model {name!r} for account {account.name!r}; "
+                f"saved: {names} (see `triage model list`)"
+            )
+    else:
+        older = [p for p in versions if current is None or p.name < current.name]
+        if not older:
+            raise ModelError(
+                f"account {account.name!r} has no model older than the current one to roll back to"
+            )
+        wanted = older[-1]
+    TriageModel.load(wanted)  # refuse to switch to a file that would not load
+    _write_current(directory, wanted.name)
+    log.info("account %s now uses model %s", account.name, wanted.name)
+    return wanted
 
 
 def current_model_path(config: Config, account: AccountConfig) -> Path:
