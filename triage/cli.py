@@ -317,6 +317,11 @@ def _print_report(report: engine.RunReport, inbox: str) -> None:
         )
     if report.note:
         click.echo(report.note[0].upper() + report.note[1:] + ".")
+    if report.learnt:
+        click.echo(
+            "Learnt from your moves: "
+            + ", ".join(f"{count} {kind}" for kind, count in report.learnt.items())
+        )
     if report.dry_run:
         for item in report.plan:
             where = "stays" if item.destination == inbox else item.destination
@@ -335,6 +340,20 @@ def _print_report(report: engine.RunReport, inbox: str) -> None:
         )
     for name, count in report.counts.items():
         click.echo(f"  {name:<32} {count:>6}")
+    if report.retrain is not None:
+        _print_retrain(report.retrain)
+
+
+def _print_retrain(report: engine.RetrainReport) -> None:
+    def score(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    verdict = "now in use" if report.promoted else "kept aside (it scored worse)"
+    click.echo(
+        f"Retrained on {report.messages} messages ({report.corrections} corrections): "
+        f"holdout {score(report.new_score)} against {score(report.old_score)}; "
+        f"{verdict}: {report.path.name}"
+    )
 
 
 @cli.command()
@@ -506,6 +525,17 @@ def model_rollback(state: State, name: str | None, account_name: str | None) -> 
     account = config.account(account_name)
     path = engine.rollback(config, account, name)
     click.echo(f"{account.name} now uses {path.stem}.")
+
+
+@cli.command()
+@_account_option
+@pass_state
+def retrain(state: State, account_name: str | None) -> None:
+    """Train again on the folders as last read plus your corrections and hand-filed mail
+    (no mailbox reading); the new model is used unless it scores worse than the current one."""
+    config = state.config()
+    account = config.account(account_name)
+    _print_retrain(engine.retrain(config, account))
 
 
 def main() -> None:

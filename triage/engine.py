@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,22 +18,41 @@ from typing import Any
 
 from triage.config import AccountConfig, Config, FolderConfig, RunConfig, resolve_secret
 from triage.errors import ConfigError, MailboxError, ModelError
+from triage.learn import (
+    CORRECTION,
+    HAND_FILED,
+    Arrival,
+    RetrainPolicy,
+    SenderMemory,
+    classify_arrival,
+)
 from triage.mailbox.base import CAPABILITIES_THAT_MATTER, Folder, FolderState, Mailbox, chunked
 from triage.mailbox.imap import ImapMailbox
 from triage.mailbox.maildir import MaildirMailbox
 from triage.message import Message, parse
+from triage.message import from_bytes as message_from_bytes
+from triage.message import to_bytes as message_bytes
 from triage.model import KEEP as KEEP_LABEL
 from triage.model import Identity, TriageModel
-from triage.planner import Planned, Planner, from_own_domain, header_hash, summarise
+from triage.planner import (
+    MOVED_BACK,
+    Planned,
+    Planner,
+    from_own_domain,
+    header_hash,
+    summarise,
+)
 from triage.store import (
     DONE,
     FAILED,
     INTENT,
     INTERRUPTED,
+    TRAINED,
     UNDONE,
     VANISHED,
     AccountLock,
     Decision,
+    Example,
     Filing,
     Run,
     Store,
@@ -40,6 +60,8 @@ from triage.store import (
 
 log = logging.getLogger(__name__)
 
+#: Seconds between looks for the buyer's moves in the partner folders while `run` stays up.
+LEARN_EVERY = 300.0
 #: Longest wait between passes even when IDLE reports nothing: a cheap guard (one UID SEARCH)
 #: against a notification that fell between a pass and the next IDLE.
 MAX_QUIET = 300.0
@@ -199,9 +221,9 @@ def collect_examples(
     *,
     progress: Callable[[int, int], None] | None = None,
     per_folder: int = TRAIN_MAX_PER_FOLDER,
-) -> tuple[list[Message], list[str]]:
-    """Every labelled message in the account's folders: partner, generic, keep, and the inbox's
-    mail from the buyer's own domains (also keep)."""
+) -> tuple[list[Message], list[str], list[str]]:
+    """Every labelled message in the account's folders (partner, generic, keep, and the inbox's
+    mail from the buyer's own domains, also keep), with the header hash of each."""
     roles = folder_roles(mailbox.list_folders(), account.folders)
     plan: list[tuple[FolderRole, list[int]]] = []
     for role in roles:
@@ -211,6 +233,7 @@ def collect_examples(
     total = sum(len(uids) for _, uids in plan)
     messages: list[Message] = []
     labels: list[str] = []
+    hashes: list[str] = []
     done = 0
     for role, uids in plan:
         if not uids:
@@ -224,14 +247,16 @@ def collect_examples(
                 if from_own_domain(message, account.own_domains):
                     messages.append(message)
                     labels.append(KEEP_LABEL)
+                    hashes.append(header_hash(fetched.data))
             elif label is not None:
                 messages.append(message)
                 labels.append(label)
+                hashes.append(header_hash(fetched.data))
             if progress and (done % 200 == 0 or done == total):
                 progress(done, total)
     if progress:
         progress(total, total)
-    return messages, labels
+    return messages, labels, hashes
 
 
 def model_dir(config: Config, account: AccountConfig) -> Path:
@@ -246,7 +271,7 @@ def train(
 ) -> TrainReport:
     """Learn the buyer's filing from their folders and save the model as the current one."""
     with open_mailbox(account, config.run) as mailbox:
-        messages, labels = collect_examples(mailbox, account, progress=progress)
+        messages, labels, hashes = collect_examples(mailbox, account, progress=progress)
     partners = [
         label for label in set(labels) if label not in (KEEP_LABEL, account.folders.generic)
     ]
@@ -259,13 +284,27 @@ def train(
     model = TriageModel.train(
         messages, labels, identity=identity_of(account), generic=account.folders.generic
     )
+    with _open_store(config) as store:  # kept so that retraining never re-reads the mailbox
+        store.replace_trained(
+            account.name,
+            [
+                Example(digest, m.sender, label, TRAINED, None, message_bytes(m))
+                for m, label, digest in zip(messages, labels, hashes, strict=True)
+            ],
+        )
+    return _save_as_current(config, account, model, len(messages))
+
+
+def _save_as_current(
+    config: Config, account: AccountConfig, model: TriageModel, messages: int
+) -> TrainReport:
     directory = model_dir(config, account)
     # Names sort by time (prune and rollback rely on it), microseconds keep them unique.
     name = datetime.now(UTC).strftime("model-%Y%m%dT%H%M%S_%f")
     path = model.save(directory, name)
     _write_current(directory, path.name)
     prune_models(directory, config.run.keep_models)
-    return TrainReport(path, len(messages), dict(model.counts), dict(model.scores))
+    return TrainReport(path, messages, dict(model.counts), dict(model.scores))
 
 
 def _write_current(directory: Path, filename: str) -> None:
@@ -403,6 +442,8 @@ class RunReport:
     moved: int = 0
     failed: int = 0
     reconciled: dict[str, int] = field(default_factory=dict)
+    learnt: dict[str, int] = field(default_factory=dict)  # corrections, hand-filed examples
+    retrain: RetrainReport | None = None
     plan: list[Planned] = field(default_factory=list)  # filled in dry runs only
     note: str = ""
 
@@ -433,7 +474,7 @@ class Cycle:
         self.account = account
         self.mailbox = mailbox
         self.store = store
-        self.planner = Planner(account, model)
+        self.planner = Planner(account, model, sender_memory(store, account))
         self.dry_run = dry_run
         self.stop = stop or (lambda: False)
         self.inbox = account.folders.inbox
@@ -519,6 +560,79 @@ class Cycle:
         if name not in self.folders():
             self.mailbox.create_folder(name)
             self.folders().add(name)
+
+    # -- learning from the buyer ------------------------------------------------------------------
+
+    def learn_from_buyer(self) -> dict[str, int]:
+        """Read what is new in the generic bucket and the partner folders: the buyer's
+        corrections of triage's filings and mail filed by hand become examples, and
+        corrections take effect at once through sender memory."""
+        roles = folder_roles(self.mailbox.list_folders(), self.account.folders)
+        # On the very first run the folders are as `train` read them; a folder that appears
+        # later (the buyer made a new partner folder) is read from its first message.
+        first_run = self.store.mark(self.account.name, self.inbox) is None
+        found: dict[str, int] = {}
+        for role in roles:
+            if role.role not in (PARTNER, GENERIC):
+                continue
+            folder = role.folder.name
+            state = self.mailbox.status(folder)  # one round trip when nothing is new
+            mark = self.store.mark(self.account.name, folder)
+            if mark is None and first_run:
+                self.store.set_mark(self.account.name, folder, state.uidvalidity, state.uidnext - 1)
+                continue
+            if mark is None or mark.uidvalidity != state.uidvalidity:
+                since = 0
+            elif state.uidnext - 1 <= mark.highest_uid:
+                continue
+            else:
+                since = mark.highest_uid
+            self.mailbox.select(folder)
+            uids = self.mailbox.uids_above(since)
+            if uids:
+                for kind, count in self._arrivals(folder, uids).items():
+                    found[kind] = found.get(kind, 0) + count
+            self.store.set_mark(
+                self.account.name, folder, state.uidvalidity, max(uids, default=since)
+            )
+        if found:
+            self.planner.memory = sender_memory(self.store, self.account)
+            log.info("learnt from the buyer: %s", found, extra={"event": "learn", "counts": found})
+        return found
+
+    def _arrivals(self, folder: str, uids: list[int]) -> dict[str, int]:
+        heads = {m.uid: m.data for m in self.mailbox.fetch(uids, max_bytes=0)}
+        hashes = {uid: header_hash(data) for uid, data in heads.items()}
+        places = self.store.last_places(self.account.name, list(hashes.values()))
+        taught: dict[int, tuple[str, str | None]] = {}
+        for uid, digest in hashes.items():
+            filed_to, decided, undone = places[digest]
+            kind = classify_arrival(
+                Arrival(folder, digest, "", filed_to, decided, undone), self.inbox
+            )
+            if kind in (CORRECTION, HAND_FILED):
+                taught[uid] = (kind, filed_to or decided)
+        if not taught:
+            return {}
+        examples = []
+        for fetched in self.mailbox.fetch(sorted(taught), max_bytes=TRAIN_MAX_BYTES):
+            kind, previous = taught[fetched.uid]
+            message = parse(fetched.data, key=f"{folder}/{fetched.uid}")
+            examples.append(
+                Example(
+                    hashes[fetched.uid],
+                    message.sender,
+                    folder,
+                    kind,
+                    previous,
+                    message_bytes(message),
+                )
+            )
+        self.store.add_examples(self.account.name, examples)
+        counts: dict[str, int] = {}
+        for example in examples:
+            counts[example.kind] = counts.get(example.kind, 0) + 1
+        return counts
 
     # -- sync -----------------------------------------------------------------------------------
 
@@ -633,6 +747,8 @@ class Cycle:
         plan = self.planner.plan([m.uid for m in fetched], messages, hashes, filed_before)
         report.read += len(plan)
         report.add(summarise(plan, self.inbox))
+        if not self.dry_run:
+            self._moved_back(plan, hashes)
         slim = [
             dataclasses.replace(p, message=dataclasses.replace(p.message, text="")) for p in plan
         ]
@@ -640,6 +756,28 @@ class Cycle:
             report.plan.extend(slim)
             return []
         return slim
+
+    def _moved_back(self, plan: list[Planned], hashes: list[str]) -> None:
+        """Mail triage filed that the buyer put back into the inbox: a correction to "keep"."""
+        back = [p for p in plan if p.reason == MOVED_BACK]
+        if not back:
+            return
+        places = self.store.last_places(self.account.name, [p.header_hash for p in back])
+        examples = [
+            Example(
+                p.header_hash,
+                p.message.sender,
+                self.inbox,
+                CORRECTION,
+                places[p.header_hash][0],
+                message_bytes(p.message),
+            )
+            for p in back
+            if not places[p.header_hash][2]  # not what `triage undo` put back
+        ]
+        if examples:
+            self.store.add_examples(self.account.name, examples)
+            self.planner.memory = sender_memory(self.store, self.account)
 
     def _apply(
         self,
@@ -765,7 +903,10 @@ def run_once(
         model = _load_model_if_any(config, account)
         with open_mailbox(account, config.run) as mailbox:
             cycle = Cycle(config, account, mailbox, store, model, dry_run=dry_run, stop=stop)
-            return _pass(cycle, backfill, progress, record_idle=True)
+            report = _pass(cycle, backfill, progress, record_idle=True)
+    if not dry_run and retrain_due(config, account):
+        report.retrain = retrain(config, account)
+    return report
 
 
 def _pass(
@@ -774,9 +915,11 @@ def _pass(
     progress: Callable[[int, int], None] | None,
     *,
     record_idle: bool,
+    learn: bool = True,
 ) -> RunReport:
-    """Reconcile, then sync. With `record_idle` a run is recorded even when nothing was new
-    (cron runs show in `status`); the long-running loop records only passes that did work."""
+    """Reconcile, learn from the buyer (when `learn`), then sync. With `record_idle` a run is
+    recorded even when nothing was new (cron runs show in `status`); the long-running loop
+    records only passes that did work."""
     if record_idle and not cycle.dry_run:
         cycle.start_run("backfill" if backfill else "run")
     report = RunReport(None, cycle.dry_run)
@@ -784,6 +927,8 @@ def _pass(
     try:
         if not cycle.dry_run:
             report.reconciled = cycle.reconcile()
+            if learn:
+                report.learnt = cycle.learn_from_buyer()
         cycle.sync(report, backfill=backfill, progress=progress)
         status = "stopped" if cycle.stop() else "ok"
     finally:
@@ -804,6 +949,8 @@ def run_forever(
 ) -> None:
     """File new mail as it arrives until `stop()`; reconnects with capped exponential backoff."""
     backoff = 1.0
+    last_learnt = -LEARN_EVERY
+    retrainer = BackgroundRetrain(config, account)
     with AccountLock(state_paths(config)[1], account.name), _open_store(config) as store:
         model = _load_model_if_any(config, account)
         model_path = _current_or_none(config, account)
@@ -818,7 +965,14 @@ def run_forever(
                         cycle = Cycle(
                             config, account, mailbox, store, model, dry_run=dry_run, stop=stop
                         )
-                        report = _pass(cycle, False, None, record_idle=False)
+                        # Looking for the buyer's moves costs a STATUS per watched folder:
+                        # not on every wakeup, so an idle poll stays one UID SEARCH.
+                        learn = time.monotonic() - last_learnt >= LEARN_EVERY
+                        report = _pass(cycle, False, None, record_idle=False, learn=learn)
+                        if learn:
+                            last_learnt = time.monotonic()
+                        if report.learnt and not dry_run:
+                            retrainer.maybe_start()
                         backoff = 1.0
                         if on_report:
                             on_report(report)
@@ -848,6 +1002,120 @@ def _current_or_none(config: Config, account: AccountConfig) -> Path | None:
         return current_model_path(config, account)
     except ModelError:
         return None
+
+
+# -- retraining -----------------------------------------------------------------------------
+
+
+def sender_memory(store: Store, account: AccountConfig) -> SenderMemory:
+    """Sender memory as the store's history says: where the buyer keeps each sender's mail,
+    and the buyer's corrections, in time order."""
+    memory = SenderMemory()
+    for sender, folder in store.placements(account.name):
+        memory.observe(sender, folder)
+    for sender, folder in store.corrections(account.name):
+        memory.learn(sender, folder)
+    return memory
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainReport:
+    promoted: bool
+    path: Path
+    messages: int
+    corrections: int
+    old_score: float | None
+    new_score: float | None
+
+
+def _holdout_accuracy(scores: dict[str, Any]) -> float | None:
+    holdout = scores.get("holdout") or {}
+    value = holdout.get("accuracy")
+    return float(value) if value is not None else None
+
+
+def retrain(
+    config: Config, account: AccountConfig, *, policy: RetrainPolicy | None = None
+) -> RetrainReport:
+    """Train again on everything the store holds (the folders as last trained, plus the
+    buyer's corrections and hand-filed mail), without reading the mailbox. The new model is
+    promoted unless its holdout accuracy is worse than the current one's by more than the
+    policy's margin; then it is kept aside (saved, not current) and the reason is logged."""
+    policy = policy or RetrainPolicy(after_corrections=config.run.retrain_after)
+    inbox = account.folders.inbox
+    with _open_store(config) as store:
+        examples = store.examples(account.name)
+        corrections = len(store.corrections(account.name))
+    if not any(e.kind == TRAINED for e in examples):
+        raise ModelError(f"account {account.name!r} has nothing to retrain on; run `triage train`")
+    messages = [message_from_bytes(e.message) for e in examples]
+    labels = [KEEP_LABEL if e.label == inbox else e.label for e in examples]
+    current = _current_or_none(config, account)
+    old_score = None
+    if current is not None:
+        old_score = _holdout_accuracy(TriageModel.load(current).scores)
+    model = TriageModel.train(
+        messages, labels, identity=identity_of(account), generic=account.folders.generic
+    )
+    new_score = _holdout_accuracy(dict(model.scores))
+    if policy.promote(old_score, new_score):
+        report = _save_as_current(config, account, model, len(messages))
+        return RetrainReport(True, report.path, len(messages), corrections, old_score, new_score)
+    aside = model_dir(config, account) / "aside"
+    path = model.save(aside, datetime.now(UTC).strftime("model-%Y%m%dT%H%M%S_%f"))
+    log.warning(
+        "retrained model not promoted: holdout accuracy %.3f against %.3f now (margin %.3f); "
+        "kept aside as %s",
+        new_score if new_score is not None else float("nan"),
+        old_score if old_score is not None else float("nan"),
+        policy.margin,
+        path,
+    )
+    return RetrainReport(False, path, len(messages), corrections, old_score, new_score)
+
+
+def retrain_due(config: Config, account: AccountConfig) -> bool:
+    """Whether `retrain_after` corrections came in since the current model was trained."""
+    current = _current_or_none(config, account)
+    if current is None:
+        return False
+    try:
+        trained_at = json.loads(current.with_suffix(".json").read_text()).get("trained_at", "")
+    except (OSError, ValueError):
+        return False
+    with _open_store(config) as store:
+        since = store.corrections_since(account.name, str(trained_at))
+    return RetrainPolicy(after_corrections=config.run.retrain_after).due(since)
+
+
+class BackgroundRetrain:
+    """Retrains in a thread while `run` keeps filing; the loop picks the new model up when
+    the current-model pointer changes."""
+
+    def __init__(self, config: Config, account: AccountConfig) -> None:
+        self.config = config
+        self.account = account
+        self.thread: threading.Thread | None = None
+
+    def maybe_start(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        if not retrain_due(self.config, self.account):
+            return
+        self.thread = threading.Thread(target=self._run, name="retrain", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            report = retrain(self.config, self.account)
+            log.info(
+                "retrained on %d examples (%d corrections): %s",
+                report.messages,
+                report.corrections,
+                "promoted" if report.promoted else "kept aside",
+            )
+        except Exception:
+            log.exception("retraining failed; filing goes on with the current model")
 
 
 # -- undo and status -------------------------------------------------------------------------

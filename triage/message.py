@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import json
 import logging
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -653,3 +655,26 @@ class _Parser:
                 text = text.replace("\r\n", "\n")
             self.plain.append(text)
         self.text_len += len(text)
+
+
+#: Body characters kept when a message is stored as a training example (the model reads fewer).
+STORED_TEXT = 8000
+
+
+def to_bytes(message: Message) -> bytes:
+    """A compact, lossless-enough copy of what the model reads, for the state database."""
+    fields = {f: getattr(message, f) for f in Message.__dataclass_fields__}
+    fields["text"] = message.text[:STORED_TEXT]
+    fields["date"] = message.date.isoformat() if message.date else None
+    fields["attachments"] = [[a.filename, a.content_type, a.size] for a in message.attachments]
+    return zlib.compress(json.dumps(fields, ensure_ascii=False).encode("utf-8"), 6)
+
+
+def from_bytes(data: bytes) -> Message:
+    """The inverse of `to_bytes`."""
+    fields = json.loads(zlib.decompress(data).decode("utf-8"))
+    fields["date"] = datetime.fromisoformat(fields["date"]) if fields["date"] else None
+    fields["attachments"] = tuple(Attachment(*a) for a in fields["attachments"])
+    for name in ("to", "cc", "references", "defects"):
+        fields[name] = tuple(fields[name])
+    return Message(**fields)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from triage.config import AccountConfig
 from triage.errors import ModelError
+from triage.learn import SenderMemory
 from triage.mailbox.base import header_block
 from triage.message import Message
 from triage.model import KEEP, Prediction, TriageModel
@@ -24,6 +25,7 @@ OWN_DOMAIN = "own-domain"
 NEVER_MOVE = "never-move"
 MOVED_BACK = "moved-back"
 RULE = "rule"
+SENDER_MEMORY = "sender-memory"
 MODEL = "model"
 BELOW_THRESHOLD = "below-threshold"
 MODEL_KEEP = "model-keep"
@@ -68,9 +70,15 @@ class Planned:
 class Planner:
     """Turns new messages into decisions for one account."""
 
-    def __init__(self, account: AccountConfig, model: TriageModel | None) -> None:
+    def __init__(
+        self,
+        account: AccountConfig,
+        model: TriageModel | None,
+        memory: SenderMemory | None = None,
+    ) -> None:
         self.account = account
         self.model = model
+        self.memory = memory
         self.inbox = account.folders.inbox
 
     def rule_for(self, message: Message) -> tuple[str, str] | None:
@@ -85,6 +93,10 @@ class Planner:
         for rule in self.account.rules:
             if sender_matches(sender, rule.sender):
                 return rule.folder, RULE
+        # The buyer's corrections, ahead of the model, until a retrain has learnt them.
+        remembered = self.memory.folder_for(sender) if self.memory is not None else None
+        if remembered is not None:
+            return remembered, SENDER_MEMORY
         return None
 
     def plan(

@@ -95,7 +95,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, message_id)
     ) WITHOUT ROWID;
     """,
+    # 2: what the buyer taught triage (corrections, hand-filed mail) and what it trained on,
+    # with the parsed message, so a retrain never has to read the whole mailbox again.
+    """
+    CREATE TABLE examples (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        header_hash TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        label TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        previous TEXT,
+        message BLOB NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX examples_account ON examples(account, kind, id);
+    CREATE INDEX examples_hash ON examples(account, header_hash);
+    CREATE INDEX filings_hash ON filings(account, header_hash);
+    """,
 )
+
+# Kinds of examples.
+TRAINED, CORRECTION, HAND_FILED = "trained", "correction", "hand-filed"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    header_hash: str
+    sender: str
+    label: str
+    kind: str
+    previous: str | None
+    message: bytes
+    at: str = ""
 
 
 def now() -> str:
@@ -403,6 +435,100 @@ class Store:
             args.append(since)
         rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
         return [Filing(*row) for row in rows]
+
+    # -- what the buyer taught ------------------------------------------------------------------
+
+    def add_examples(self, account: str, examples: Sequence[Example]) -> None:
+        at = now()
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO examples (account, header_hash, sender, label, kind, previous, "
+                "message, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        account,
+                        e.header_hash,
+                        e.sender,
+                        e.label,
+                        e.kind,
+                        e.previous,
+                        e.message,
+                        e.at or at,
+                    )
+                    for e in examples
+                ],
+            )
+
+    def replace_trained(self, account: str, examples: Sequence[Example]) -> None:
+        """The examples a full `triage train` read from the folders, instead of the last ones."""
+        with self.transaction():
+            self.db.execute("DELETE FROM examples WHERE account=? AND kind=?", (account, TRAINED))
+        self.add_examples(account, examples)
+
+    def examples(self, account: str) -> list[Example]:
+        """Every example, each message once with its latest label, oldest first."""
+        rows = self.db.execute(
+            "SELECT header_hash, sender, label, kind, previous, message, at FROM examples AS e "
+            "WHERE account=? AND id = (SELECT MAX(id) FROM examples WHERE account=e.account "
+            "AND header_hash=e.header_hash) ORDER BY id",
+            (account,),
+        ).fetchall()
+        return [Example(*row) for row in rows]
+
+    def corrections(self, account: str) -> list[tuple[str, str]]:
+        """(sender, folder) of every correction, oldest first."""
+        rows = self.db.execute(
+            "SELECT sender, label FROM examples WHERE account=? AND kind=? ORDER BY id",
+            (account, CORRECTION),
+        ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def corrections_since(self, account: str, since: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM examples WHERE account=? AND kind=? AND at>?",
+            (account, CORRECTION, since),
+        ).fetchone()
+        return int(row[0])
+
+    def placements(self, account: str, limit: int = 20000) -> list[tuple[str, str]]:
+        """(sender, folder) of recent mail the buyer kept where triage filed it (filings the
+        buyer corrected are left out: the correction says where that mail went), oldest first."""
+        rows = self.db.execute(
+            "SELECT sender, destination FROM (SELECT id, sender, destination FROM filings "
+            "WHERE account=? AND state=? AND header_hash NOT IN (SELECT header_hash FROM "
+            "examples WHERE account=? AND kind=?) ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (account, DONE, account, CORRECTION, limit),
+        ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def last_places(
+        self, account: str, header_hashes: Sequence[str]
+    ) -> dict[str, tuple[str | None, str | None, bool]]:
+        """header hash -> (where triage last filed it, where it last decided it, undone)."""
+        out: dict[str, tuple[str | None, str | None, bool]] = {}
+        for start in range(0, len(header_hashes), 400):
+            chunk = header_hashes[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            filed = {
+                row[0]: (row[1], row[2])
+                for row in self.db.execute(
+                    f"SELECT header_hash, destination, state FROM filings WHERE account=? AND "
+                    f"header_hash IN ({marks}) AND state IN (?, ?, ?) ORDER BY id",
+                    (account, *chunk, DONE, INTENT, UNDONE),
+                )
+            }
+            decided = {
+                row[0]: row[1]
+                for row in self.db.execute(
+                    f"SELECT header_hash, destination FROM decisions WHERE account=? AND "
+                    f"header_hash IN ({marks}) ORDER BY id",
+                    (account, *chunk),
+                )
+            }
+            for digest in chunk:
+                where, state = filed.get(digest, (None, None))
+                out[digest] = (where, decided.get(digest), state == UNDONE)
+        return out
 
     def counts_by_destination(self, account: str, since: str) -> dict[str, int]:
         """Messages per destination decided since `since`; a message decided twice (its batch

@@ -1,0 +1,144 @@
+"""Learning from the buyer against a real Dovecot: a second connection plays the buyer."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from dovecot import ImapAccount
+from helpers import message_id_of, seed_history, trained_config, where_is
+
+from triage import engine, sample
+from triage.config import Config
+from triage.learn import RetrainPolicy
+from triage.mailbox.imap import ImapMailbox
+from triage.message import parse
+from triage.store import Store
+
+
+@pytest.fixture(scope="module")
+def buyer() -> sample.SampleMailbox:
+    return sample.build(seed=5)
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model")
+
+
+@pytest.fixture
+def setup(
+    imap_account: ImapAccount,
+    buyer: sample.SampleMailbox,
+    model_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Config:
+    monkeypatch.setenv("TRIAGE_TEST_PASSWORD", imap_account.password)
+    seed_history(imap_account, buyer)
+    config = trained_config(tmp_path, imap_account, buyer, model_cache)
+    engine.train(config, config.account())  # also stores the examples a retrain starts from
+    engine.run_once(config, config.account())  # first run: marks set, nothing filed
+    return config
+
+
+def the_buyer(account: ImapAccount) -> ImapMailbox:
+    box = ImapMailbox(
+        account.host, account.user, lambda: account.password, port=account.port, security="plain"
+    )
+    box.connect()
+    return box
+
+
+def again(data: bytes, n: int) -> bytes:
+    """The same sender writes once more: a new message with its own Message-ID."""
+    return re.sub(rb"Message-ID: <([^>]*)>", rb"Message-ID: <again%d.\1>" % n, data, count=1)
+
+
+def move_by_id(box: ImapMailbox, source: str, message_id: str, destination: str) -> None:
+    box.select(source)
+    [uid] = box.search_message_id(message_id)
+    box.create_folder(destination)
+    box.select(source)
+    box.move([uid], destination)
+
+
+def test_a_correction_applies_at_once_and_moving_back_makes_the_sender_stay(
+    setup: Config, imap_account: ImapAccount, buyer: sample.SampleMailbox
+) -> None:
+    account = setup.account()
+    pitch = next(m for m in buyer.new_week if m.kind == "cold_pitch")
+    sender = parse(pitch.data).sender
+    imap_account.server.seed(imap_account.user, "INBOX", [pitch.data])
+    first = engine.run_once(setup, account)
+    assert first.counts == {"Vendors/Generic": 1}
+
+    # The buyer likes this vendor: moves its mail out of the generic bucket into a new
+    # partner folder of its own.
+    buyer_box = the_buyer(imap_account)
+    move_by_id(buyer_box, "Vendors/Generic", message_id_of(pitch.data), "Vendors/Newpartner")
+    imap_account.server.seed(imap_account.user, "INBOX", [again(pitch.data, 1)])
+    second = engine.run_once(setup, account)
+    assert second.learnt == {"correction": 1}
+    assert second.counts == {"Vendors/Newpartner": 1}
+    assert where_is(imap_account)[message_id_of(again(pitch.data, 1))] == "Vendors/Newpartner"
+    with Store.open(setup.state_dir / "triage.db") as store:
+        assert store.corrections(account.name) == [(sender, "Vendors/Newpartner")]
+
+    # Then the buyer changes their mind: moves one back to the inbox. The moved-back message
+    # stays, and so does the sender's next message.
+    move_by_id(buyer_box, "Vendors/Newpartner", message_id_of(again(pitch.data, 1)), "INBOX")
+    third = engine.run_once(setup, account)
+    assert third.counts == {"stays in INBOX": 1}
+    imap_account.server.seed(imap_account.user, "INBOX", [again(pitch.data, 2)])
+    fourth = engine.run_once(setup, account)
+    assert fourth.counts == {"stays in INBOX": 1}
+    places = where_is(imap_account)
+    assert places[message_id_of(again(pitch.data, 1))] == "INBOX"
+    assert places[message_id_of(again(pitch.data, 2))] == "INBOX"
+    buyer_box.close()
+
+
+def test_hand_filed_mail_becomes_an_example_and_retraining_uses_it(
+    setup: Config, imap_account: ImapAccount, buyer: sample.SampleMailbox
+) -> None:
+    account = setup.account()
+    partner_mail = next(
+        m
+        for m in buyer.new_week
+        if m.folder.startswith("Vendors/") and m.folder != "Vendors/Generic"
+    )
+    buyer_box = the_buyer(imap_account)
+    buyer_box.append(partner_mail.folder, partner_mail.data)  # filed by hand (or a server rule)
+    report = engine.run_once(setup, account)
+    assert report.learnt == {"hand-filed": 1}
+    # Triage's own filings into watched folders are not mistaken for the buyer's.
+    imap_account.server.seed(imap_account.user, "INBOX", [m.data for m in buyer.new_week[:20]])
+    engine.run_once(setup, account)
+    assert engine.run_once(setup, account).learnt == {}
+
+    retrained = engine.retrain(setup, account)
+    assert retrained.promoted
+    assert retrained.messages > len(buyer.history) // 2
+    assert engine.current_model_path(setup, account) == retrained.path
+    buyer_box.close()
+
+
+def test_a_retrain_that_scores_worse_is_kept_aside(
+    setup: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = setup.account()
+    before = engine.current_model_path(setup, account)
+    real_train = engine.TriageModel.train
+
+    def worse(*args: object, **kwargs: object) -> engine.TriageModel:
+        model = real_train(*args, **kwargs)  # type: ignore[arg-type]
+        model.scores["holdout"]["accuracy"] = 0.10  # as if the new data confused it
+        return model
+
+    monkeypatch.setattr(engine.TriageModel, "train", worse)
+    report = engine.retrain(setup, account, policy=RetrainPolicy(margin=0.02))
+    assert not report.promoted
+    assert report.path.parent.name == "aside" and report.path.exists()
+    assert engine.current_model_path(setup, account) == before
