@@ -159,6 +159,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         max_message_bytes=262144,
         connect_timeout=30,
         retrain_after=20,
+        retrain_margin=0.02,
         keep_models=5,
         digest_weekday="monday",
         digest_hour=7,

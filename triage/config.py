@@ -67,6 +67,7 @@ _RUN_KEYS = (
     "max_message_bytes",
     "connect_timeout",
     "retrain_after",
+    "retrain_margin",
     "keep_models",
     "digest_weekday",
     "digest_hour",
@@ -119,6 +120,7 @@ class RunConfig:
     max_message_bytes: int = 262144
     connect_timeout: int = 30
     retrain_after: int = 20
+    retrain_margin: float = 0.02
     keep_models: int = 5
     digest_weekday: str = "monday"
     digest_hour: int = 7
@@ -815,6 +817,17 @@ class _Table:
         self.add(key, f"must be {bound}{unit}, got {value}; e.g. {key} = {default} (the default)")
         return default
 
+    def fraction(self, key: str, default: float) -> float:
+        """A number from 0 to 1 (an int such as 0 is accepted too)."""
+        value = self._get(key, (int, float), "a number from 0 to 1")
+        if value is None:
+            return default
+        number = float(cast(float, value))
+        if 0.0 <= number <= 1.0:
+            return number
+        self.add(key, f"must be from 0 to 1, got {number}; e.g. {key} = {default} (the default)")
+        return default
+
     def boolean(self, key: str, default: bool) -> bool:
         value = self._get(key, (bool,), "a boolean (true or false)")
         return default if value is None else cast(bool, value)
@@ -920,6 +933,7 @@ def _run_config(t: _Table) -> RunConfig:
         ),
         connect_timeout=t.integer("connect_timeout", d.connect_timeout, 1, 600, "seconds"),
         retrain_after=t.integer("retrain_after", d.retrain_after, 1, None, "corrections"),
+        retrain_margin=t.fraction("retrain_margin", d.retrain_margin),
         keep_models=t.integer("keep_models", d.keep_models, 1, None),
         digest_weekday=t.choice("digest_weekday", d.digest_weekday, WEEKDAYS),
         digest_hour=t.integer("digest_hour", d.digest_hour, 0, 23),

@@ -25,6 +25,7 @@ from triage.learn import (
     RetrainPolicy,
     SenderMemory,
     classify_arrival,
+    settle_memory,
 )
 from triage.mailbox.base import CAPABILITIES_THAT_MATTER, Folder, FolderState, Mailbox, chunked
 from triage.mailbox.imap import ImapMailbox
@@ -1041,7 +1042,9 @@ def retrain(
     buyer's corrections and hand-filed mail), without reading the mailbox. The new model is
     promoted unless its holdout accuracy is worse than the current one's by more than the
     policy's margin; then it is kept aside (saved, not current) and the reason is logged."""
-    policy = policy or RetrainPolicy(after_corrections=config.run.retrain_after)
+    policy = policy or RetrainPolicy(
+        after_corrections=config.run.retrain_after, margin=config.run.retrain_margin
+    )
     inbox = account.folders.inbox
     with _open_store(config) as store:
         examples = store.examples(account.name)
@@ -1060,6 +1063,7 @@ def retrain(
     new_score = _holdout_accuracy(dict(model.scores))
     if policy.promote(old_score, new_score):
         report = _save_as_current(config, account, model, len(messages))
+        _settle_memory(config, account, model, examples, messages, labels)
         return RetrainReport(True, report.path, len(messages), corrections, old_score, new_score)
     aside = model_dir(config, account) / "aside"
     path = model.save(aside, datetime.now(UTC).strftime("model-%Y%m%dT%H%M%S_%f"))
@@ -1072,6 +1076,33 @@ def retrain(
         path,
     )
     return RetrainReport(False, path, len(messages), corrections, old_score, new_score)
+
+
+def _settle_memory(
+    config: Config,
+    account: AccountConfig,
+    model: TriageModel,
+    examples: list[Example],
+    messages: list[Message],
+    labels: list[str],
+) -> None:
+    """Corrections the new model gets right by itself leave sender memory: kept on, they would
+    overrule a model that has learnt to read the content (see learn.settle_memory)."""
+    corrected = [
+        (m, label)
+        for e, m, label in zip(examples, messages, labels, strict=True)
+        if e.kind == CORRECTION
+    ]
+    if not corrected:
+        return
+    with _open_store(config) as store:
+        memory = sender_memory(store, account)
+        before = set(memory.corrected())
+        settle_memory(memory, corrected, model.predict_labels)
+        settled = sorted(before - set(memory.corrected()))
+        store.settle(account.name, settled)
+    if settled:
+        log.info("sender memory: %d corrections are now learnt by the model", len(settled))
 
 
 def retrain_due(config: Config, account: AccountConfig) -> bool:

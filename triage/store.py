@@ -107,7 +107,8 @@ MIGRATIONS: tuple[str, ...] = (
         kind TEXT NOT NULL,
         previous TEXT,
         message BLOB NOT NULL,
-        at TEXT NOT NULL
+        at TEXT NOT NULL,
+        settled INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX examples_account ON examples(account, kind, id);
     CREATE INDEX examples_hash ON examples(account, header_hash);
@@ -476,12 +477,21 @@ class Store:
         return [Example(*row) for row in rows]
 
     def corrections(self, account: str) -> list[tuple[str, str]]:
-        """(sender, folder) of every correction, oldest first."""
+        """(sender, folder) of every correction a retrain has not learnt yet, oldest first."""
         rows = self.db.execute(
-            "SELECT sender, label FROM examples WHERE account=? AND kind=? ORDER BY id",
+            "SELECT sender, label FROM examples WHERE account=? AND kind=? AND settled=0 "
+            "ORDER BY id",
             (account, CORRECTION),
         ).fetchall()
         return [(row[0], row[1]) for row in rows]
+
+    def settle(self, account: str, senders: Sequence[str]) -> None:
+        """The retrained model gets these senders' corrections right: memory can let go."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE examples SET settled=1 WHERE account=? AND kind=? AND sender=?",
+                [(account, CORRECTION, sender) for sender in senders],
+            )
 
     def corrections_since(self, account: str, since: str) -> int:
         row = self.db.execute(

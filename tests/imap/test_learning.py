@@ -99,6 +99,25 @@ def test_a_correction_applies_at_once_and_moving_back_makes_the_sender_stay(
     assert places[message_id_of(again(pitch.data, 2))] == "INBOX"
     buyer_box.close()
 
+    # A retrain learns from the corrections; those the new model gets right by itself leave
+    # sender memory, the others stay in it.
+    with Store.open(setup.state_dir / "triage.db") as store:
+        before = store.corrections(account.name)
+    report = engine.retrain(setup, account)
+    assert report.corrections == 2
+    with Store.open(setup.state_dir / "triage.db") as store:
+        after = store.corrections(account.name)
+    assert set(after) <= set(before)
+    model = engine.load_model(setup, account)
+    latest = parse(again(pitch.data, 1))
+    with Store.open(setup.state_dir / "triage.db") as store:
+        remembered = engine.sender_memory(store, account)
+    predicted = model.predict_labels([latest])[0]
+    if predicted == engine.KEEP_LABEL:
+        assert remembered.folder_for(sender) is None  # settled: the model handles it
+    else:
+        assert remembered.folder_for(sender) == "INBOX"
+
 
 def test_hand_filed_mail_becomes_an_example_and_retraining_uses_it(
     setup: Config, imap_account: ImapAccount, buyer: sample.SampleMailbox
