@@ -46,6 +46,7 @@ from triage.planner import (
 from triage.store import (
     DONE,
     FAILED,
+    FILED,
     INTENT,
     INTERRUPTED,
     TRAINED,
@@ -750,6 +751,7 @@ class Cycle:
         report.add(summarise(plan, self.inbox))
         if not self.dry_run:
             self._moved_back(plan, hashes)
+            self._keep_filed_as_examples(plan)
         slim = [
             dataclasses.replace(p, message=dataclasses.replace(p.message, text="")) for p in plan
         ]
@@ -757,6 +759,27 @@ class Cycle:
             report.plan.extend(slim)
             return []
         return slim
+
+    def _keep_filed_as_examples(self, plan: list[Planned]) -> None:
+        """What triage files becomes a training example (the message itself, while it is at
+        hand): mail the buyer leaves where triage put it is a confirmed example at the next
+        retrain; a later correction of the same message overrides it."""
+        filed = [p for p in plan if p.moves(self.inbox)]
+        if filed:
+            self.store.add_examples(
+                self.account.name,
+                [
+                    Example(
+                        p.header_hash,
+                        p.message.sender,
+                        p.destination,
+                        FILED,
+                        None,
+                        message_bytes(p.message),
+                    )
+                    for p in filed
+                ],
+            )
 
     def _moved_back(self, plan: list[Planned], hashes: list[str]) -> None:
         """Mail triage filed that the buyer put back into the inbox: a correction to "keep"."""
@@ -1047,7 +1070,7 @@ def retrain(
     )
     inbox = account.folders.inbox
     with _open_store(config) as store:
-        examples = store.examples(account.name)
+        examples = store.examples(account.name, confirmed_only=True)
         corrections = len(store.corrections(account.name))
     if not any(e.kind == TRAINED for e in examples):
         raise ModelError(f"account {account.name!r} has nothing to retrain on; run `triage train`")

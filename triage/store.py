@@ -117,7 +117,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 # Kinds of examples.
-TRAINED, CORRECTION, HAND_FILED = "trained", "correction", "hand-filed"
+TRAINED, CORRECTION, HAND_FILED, FILED = "trained", "correction", "hand-filed", "filed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,15 +466,31 @@ class Store:
             self.db.execute("DELETE FROM examples WHERE account=? AND kind=?", (account, TRAINED))
         self.add_examples(account, examples)
 
-    def examples(self, account: str) -> list[Example]:
-        """Every example, each message once with its latest label, oldest first."""
+    def examples(self, account: str, *, confirmed_only: bool = False) -> list[Example]:
+        """Every example, each message once with its latest label, oldest first. With
+        `confirmed_only`, mail triage filed counts only once its move is done."""
         rows = self.db.execute(
             "SELECT header_hash, sender, label, kind, previous, message, at FROM examples AS e "
             "WHERE account=? AND id = (SELECT MAX(id) FROM examples WHERE account=e.account "
             "AND header_hash=e.header_hash) ORDER BY id",
             (account,),
         ).fetchall()
-        return [Example(*row) for row in rows]
+        examples = [Example(*row) for row in rows]
+        if not confirmed_only:
+            return examples
+        filed = [e.header_hash for e in examples if e.kind == FILED]
+        done: set[str] = set()
+        for start in range(0, len(filed), 400):
+            chunk = filed[start : start + 400]
+            done.update(
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT header_hash FROM filings WHERE account=? AND state=? AND "
+                    f"header_hash IN ({','.join('?' * len(chunk))})",
+                    (account, DONE, *chunk),
+                )
+            )
+        return [e for e in examples if e.kind != FILED or e.header_hash in done]
 
     def corrections(self, account: str) -> list[tuple[str, str]]:
         """(sender, folder) of every correction a retrain has not learnt yet, oldest first."""
