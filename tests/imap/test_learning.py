@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,52 @@ def test_a_retrain_that_scores_worse_is_kept_aside(
     assert not report.promoted
     assert report.path.parent.name == "aside" and report.path.exists()
     assert engine.current_model_path(setup, account) == before
+
+
+def test_run_keeps_filing_while_it_retrains(
+    setup: Config,
+    imap_account: ImapAccount,
+    buyer: sample.SampleMailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account = setup.account()
+    training = threading.Event()
+    release = threading.Event()
+    real_retrain = engine.retrain
+
+    def slow_retrain(config: Config, acc: object, **kwargs: object) -> engine.RetrainReport:
+        training.set()
+        release.wait(30)  # a long retrain on a big mailbox
+        return real_retrain(config, account)
+
+    monkeypatch.setattr(engine, "retrain", slow_retrain)
+    monkeypatch.setattr(engine, "retrain_due", lambda config, acc: True)
+    monkeypatch.setattr(engine, "LEARN_EVERY", 0.0)
+    partner_mail = next(
+        m
+        for m in buyer.new_week
+        if m.folder.startswith("Vendors/") and m.folder != "Vendors/Generic"
+    )
+    buyer_box = the_buyer(imap_account)
+    buyer_box.append(partner_mail.folder, partner_mail.data)  # something to learn from
+    buyer_box.close()
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: engine.run_forever(setup, account, stop=stop.is_set))
+    thread.start()
+    try:
+        assert training.wait(15), "no retrain started"
+        invoice = next(
+            m for m in buyer.new_week if m.kind == "invoice" and m.folder != "Vendors/Generic"
+        )
+        imap_account.server.seed(imap_account.user, "INBOX", [invoice.data])
+        target = message_id_of(invoice.data)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and where_is(imap_account).get(target) in (None, "INBOX"):
+            time.sleep(0.1)
+        assert where_is(imap_account)[target] == invoice.folder  # filed during the retrain
+        assert not release.is_set()
+    finally:
+        release.set()
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
