@@ -206,7 +206,10 @@ def test_run_keeps_filing_while_it_retrains(
         invoice = next(
             m for m in buyer.new_week if m.kind == "invoice" and m.folder != "Vendors/Generic"
         )
-        imap_account.server.seed(imap_account.user, "INBOX", [invoice.data])
+        # Delivered through the server (as its delivery agent does), so IDLE announces it.
+        deliverer = the_buyer(imap_account)
+        deliverer.append("INBOX", invoice.data)
+        deliverer.close()
         target = message_id_of(invoice.data)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and where_is(imap_account).get(target) in (None, "INBOX"):
