@@ -511,7 +511,8 @@ class Store:
 
     def corrections_since(self, account: str, since: str) -> int:
         row = self.db.execute(
-            "SELECT COUNT(*) FROM examples WHERE account=? AND kind=? AND at>?",
+            # >=: times are to the second, and a correction in the second of training counts.
+            "SELECT COUNT(*) FROM examples WHERE account=? AND kind=? AND at>=?",
             (account, CORRECTION, since),
         ).fetchone()
         return int(row[0])

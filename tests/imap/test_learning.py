@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from dovecot import ImapAccount
 from helpers import message_id_of, seed_history, trained_config, where_is
 
 from triage import engine, sample
-from triage.config import Config
+from triage.cli import cli
+from triage.config import Config, load_config
 from triage.learn import RetrainPolicy
 from triage.mailbox.imap import ImapMailbox
 from triage.message import parse
@@ -221,3 +224,32 @@ def test_run_keeps_filing_while_it_retrains(
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_run_once_retrains_after_retrain_after_corrections(
+    setup: Config, imap_account: ImapAccount, buyer: sample.SampleMailbox
+) -> None:
+    assert setup.path is not None
+    setup.path.write_text(
+        setup.path.read_text().replace("move_batch = 1\n", "move_batch = 1\nretrain_after = 1\n")
+    )
+    config = load_config(setup.path)
+    account = config.account()
+    pitch = next(m for m in buyer.new_week if m.kind == "cold_pitch")
+    imap_account.server.seed(imap_account.user, "INBOX", [pitch.data])
+    assert engine.run_once(config, account).retrain is None  # nothing corrected yet
+    buyer_box = the_buyer(imap_account)
+    move_by_id(buyer_box, "Vendors/Generic", message_id_of(pitch.data), "Vendors/Newpartner")
+    buyer_box.close()
+    before = engine.current_model_path(config, account)
+    result = CliRunner().invoke(cli, ["--config", str(setup.path), "run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "Learnt from your moves: 1 correction" in result.output
+    assert "Retrained on" in result.output and "now in use" in result.output
+    assert engine.current_model_path(config, account) != before
+    assert (
+        "Vendors/Newpartner"
+        in json.loads(engine.current_model_path(config, account).with_suffix(".json").read_text())[
+            "classes"
+        ]
+    )
