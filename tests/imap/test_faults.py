@@ -431,14 +431,23 @@ class Runs:
         signal_after: float | None = None,
         signum: int = signal.SIGKILL,
         kill_at: str = "",
+        signal_on: str = "",
     ) -> tuple[int, str, float]:
-        """One run, sent `signum` after `signal_after` s, or killed by itself at `kill_at`,
-        or left to finish: its exit code (-9 when killed), its log, and when it started."""
+        """One run, sent `signum` after `signal_after` s (or as soon as its log shows
+        `signal_on`), or killed by itself at `kill_at`, or left to finish: its exit code (-9
+        when killed), its log, and when it started."""
         self.count += 1
         log = self.logs / f"run-{self.count}.log"
         started = time.time()
         self.say(f"run {kill_at or '-'} {log}")
-        if signal_after is not None:
+        if signal_on:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (
+                log.exists() and signal_on in log.read_text(errors="replace")
+            ):
+                time.sleep(0.002)
+            self.say(f"signal {int(signum)}")
+        elif signal_after is not None:
             time.sleep(signal_after)
             self.say(f"signal {int(signum)}")
         code = int(self.answer().removeprefix("exit "))
@@ -665,7 +674,12 @@ def test_sigterm_and_sigint_stop_run_once_between_batches(
     stopped_early = 0
     for signum in (signal.SIGTERM, signal.SIGINT) * 3:
         bench.deliver(240)
-        code, log, _started = runs.run(signal_after=rng.uniform(0.15, 0.5), signum=signum)
+        # Half the signals land right after the first batch (so the stop is always seen
+        # between batches), half at a random moment (maybe before, maybe after the end).
+        if stopped_early < 3:
+            code, log, _started = runs.run(signal_on="batch of", signum=signum)
+        else:
+            code, log, _started = runs.run(signal_after=rng.uniform(0.15, 0.5), signum=signum)
         assert code == 0, log
         assert "Traceback" not in log, log
         left = re.search(r"stopping: ([0-9]+) of 240 new messages left", log)
