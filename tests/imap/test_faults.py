@@ -205,16 +205,6 @@ def _quick_census(account: ImapAccount) -> dict[str, list[tuple[str, frozenset[b
 # -- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def buyer() -> sample.SampleMailbox:
-    return sample.build(seed=5)
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("model")
-
-
 @dataclasses.dataclass(frozen=True)
 class Mail:
     message_id: str

@@ -22,16 +22,6 @@ from triage.message import parse
 from triage.store import Store
 
 
-@pytest.fixture(scope="module")
-def buyer() -> sample.SampleMailbox:
-    return sample.build(seed=5)
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("model")
-
-
 @pytest.fixture
 def setup(
     imap_account: ImapAccount,
