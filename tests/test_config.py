@@ -681,7 +681,7 @@ def test_duplicate_rule_and_never_move_conflict() -> None:
 def test_plain_is_allowed_on_loopback(host: str) -> None:
     account = parse(imap_account(host=f'"{host}"', security='"plain"')).account()
     assert account.port == 143
-    assert account.plaintext_warning is None
+    assert account.security == "plain" and not account.allow_plaintext
 
 
 @pytest.mark.parametrize("host", ["imap.example.com", "10.0.0.1", "localhost.example.com"])
@@ -693,11 +693,10 @@ def test_plain_to_a_remote_host_is_refused(host: str) -> None:
     assert "allow_plaintext = true" in line
 
 
-def test_allow_plaintext_permits_it_with_a_warning() -> None:
+def test_allow_plaintext_permits_it() -> None:
     account = parse(imap_account(security='"plain"', allow_plaintext="true")).account()
-    assert account.plaintext_warning is not None
-    assert "imap.example.com" in account.plaintext_warning
-    assert parse(IMAP_ACCOUNT).account().plaintext_warning is None
+    assert account.security == "plain" and account.allow_plaintext
+    assert account.host == "imap.example.com"
 
 
 # --- Config.account -------------------------------------------------------------------------

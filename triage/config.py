@@ -13,7 +13,6 @@ stdout.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from typing import Any, Literal, NoReturn, cast
 import platformdirs
 
 from triage.errors import ConfigError
+from triage.mailbox.base import is_loopback
 
 APP_NAME = "triage"
 CONFIG_ENV = "TRIAGE_CONFIG"
@@ -193,17 +193,6 @@ class AccountConfig:
     confidence_threshold: float
     folders: FolderConfig
     rules: tuple[Rule, ...]
-
-    @property
-    def plaintext_warning(self) -> str | None:
-        """A warning for the log when the password will cross the network unencrypted."""
-        if self.security == "plain" and self.host is not None and not is_loopback(self.host):
-            return (
-                f'account "{self.name}": security = "plain" sends the password to {self.host} '
-                f"unencrypted (allowed by allow_plaintext = true); use tls or starttls if the "
-                f"server supports it"
-            )
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,20 +528,6 @@ def _printable(text: str, limit: int = 200) -> str:
 
 
 # --- helpers shared by validation and callers -----------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (also written [::1] or as an IPv4-mapped address)."""
-    name = host.strip().strip("[]").lower().rstrip(".")
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def _is_domain(text: str) -> bool:

@@ -11,7 +11,7 @@ elsewhere), or mail the buyer filed by hand. Corrections take effect at once thr
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -138,10 +138,6 @@ class SenderMemory:
         if sender in self._corrected:
             return self._address(sender)
         return self._domains().get(domain_of(sender))
-
-    def entries(self) -> Mapping[str, str | None]:
-        """Each corrected address and where its mail goes now (None: left to the model)."""
-        return {address: self._address(address) for address in self._corrected}
 
 
 def settle_memory(

@@ -370,6 +370,16 @@ def test_plaintext_refused_off_loopback_without_opt_in() -> None:
         box.connect()
 
 
+def test_allowed_plaintext_off_loopback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    box = ImapMailbox(
+        "no-such-host.invalid", "u", lambda: "secret-pw-1", security="plain", allow_plaintext=True
+    )
+    with pytest.raises(MailboxError, match="host not found"):
+        box.connect()
+    assert "password is sent unencrypted" in caplog.text
+    assert "secret-pw-1" not in caplog.text
+
+
 def test_refused_connection_is_retryable(unused_tcp_port: int) -> None:
     box = ImapMailbox("127.0.0.1", "u", lambda: "p", port=unused_tcp_port, security="plain")
     with pytest.raises(ConnectionLost) as info:

@@ -7,6 +7,7 @@ Two backends implement it: `imap.ImapMailbox` (a real server, through imapclient
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -88,6 +89,21 @@ def message_id_from_header(header: bytes) -> str:
     value = re.sub(rb"\r?\n[ \t]", b" ", match.group(1)).decode("ascii", "replace")
     bracketed = _BRACKETED.search(value)
     return bracketed.group(0) if bracketed else value.strip()[:200]
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (also [::1] or IPv4-mapped): where plaintext
+    never leaves the machine."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def header_block(data: bytes) -> bytes:

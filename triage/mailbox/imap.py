@@ -7,7 +7,6 @@ Dovecot (`Vendors/Acme`) also works on a Courier-style server (`INBOX.Vendors.Ac
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import socket
@@ -31,6 +30,7 @@ from triage.mailbox.base import (
     Mailbox,
     MoveResult,
     chunked,
+    is_loopback,
     message_id_from_header,
 )
 
@@ -42,16 +42,6 @@ MAX_IDLE_REFRESH = 29 * 60
 _DELETED = b"\\Deleted"
 _CHANGES = {b"EXISTS", b"EXPUNGE", b"RECENT"}
 _UIDPLUS_CODE = re.compile(rb"\[(?:COPYUID|APPENDUID) ([0-9]+) ([0-9:,]+)(?: ([0-9:,]+))?\]")
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses, where plaintext never leaves the machine."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_uid_set(text: bytes | str) -> list[int]:
