@@ -249,9 +249,43 @@ def test_folder_sets(box: SampleMailbox) -> None:
     assert {m.folder for m in box.new_week} <= {INBOX, GENERIC_FOLDER} | partner_folders
     assert {INBOX, GENERIC_FOLDER} <= {m.folder for m in box.new_week}
     assert len({m.folder for m in box.new_week} & partner_folders) >= 6
-    assert set(box.folders) == {INBOX, ARCHIVE, GENERIC_FOLDER} | partner_folders
+    assert set(box.folders) == {INBOX, ARCHIVE, GENERIC_FOLDER, sample.SENT} | partner_folders
     for name in box.partners:
         assert "/" not in name and "." not in name and name.isascii()
+
+
+def test_sent_mail_answers_partner_mail_and_courts_one_generic_vendor(box: SampleMailbox) -> None:
+    """The buyer's sent mail: replies to some partner messages (after them, before the end),
+    and in the last month several messages to one generic vendor (a promotion candidate)."""
+    received = {}
+    for m in (*box.history, *box.new_week):
+        parsed = email.message_from_bytes(m.data, policy=policy.default)
+        received[parsed["Message-ID"]] = (m, parsed)
+    replies, courted = 0, Counter()
+    for m in box.sent:
+        assert m.folder == sample.SENT
+        parsed = email.message_from_bytes(m.data, policy=policy.default)
+        assert parseaddr(str(parsed["From"]))[1] == box.buyer.address
+        assert m.date < sample.DEFAULT_END
+        parent = parsed["In-Reply-To"]
+        to = parseaddr(str(parsed["To"]))[1]
+        if parent:
+            original, head = received[parent]
+            assert original.folder.startswith(VENDOR_PREFIX) and original.folder != GENERIC_FOLDER
+            assert original.date < m.date
+            assert to == parseaddr(str(head["From"]))[1]
+            assert str(parsed["Subject"]).startswith("Re: ")
+            replies += 1
+        else:
+            assert m.date >= sample.DEFAULT_END - timedelta(days=30)
+            courted[to.rpartition("@")[2]] += 1
+    partner_mail = sum(
+        1 for m, _ in received.values() if m.folder.startswith(VENDOR_PREFIX)
+        and m.folder != GENERIC_FOLDER
+    )  # fmt: skip
+    # Some partner mail is answered, much is not (notifications, and what came in last).
+    assert 0.2 * partner_mail < replies < 0.6 * partner_mail
+    assert len(courted) == 1 and next(iter(courted.values())) >= 2
 
 
 def test_folder_follows_who_sent_it(box: SampleMailbox) -> None:

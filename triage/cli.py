@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import click
 from triage import __version__, engine
 from triage.config import Config, find_config_path, load_config
 from triage.errors import TriageError
+from triage.wizard import init
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +345,19 @@ def _print_report(report: engine.RunReport, inbox: str) -> None:
         click.echo(f"  {name:<32} {count:>6}")
     if report.retrain is not None:
         _print_retrain(report.retrain)
+    if report.digest is not None:
+        _print_digest(report.digest)
+
+
+def _print_digest(report: engine.DigestReport) -> None:
+    d = report.digest
+    click.echo(f"Digest {d.week}: {d.subject}")
+    if report.delivered:
+        click.echo(f"  delivered to {report.folder} as {report.message_id}")
+    else:
+        click.echo(f"  {report.note}")
+    if report.out is not None:
+        click.echo(f"  HTML written to {report.out}")
 
 
 def _print_retrain(report: engine.RetrainReport) -> None:
@@ -415,6 +431,77 @@ def undo(state: State, run_id: int | None, account_name: str | None) -> None:
     )
 
 
+def _days(value: str) -> int:
+    """ "7d", "2w" or "10" (days) -> days."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dw]?)\s*", value.lower())
+    days = int(match.group(1)) * (7 if match.group(2) == "w" else 1) if match else 0
+    if not 1 <= days <= 366:
+        raise click.BadParameter(
+            f"{value!r} is not a period triage understands; use days or weeks, e.g. 7d or 2w "
+            "(at most 366 days)"
+        )
+    return days
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An ISO date or date and time; a date means its midnight, in local time."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM, e.g. 2026-11-16"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+@cli.command()
+@click.option(
+    "--since",
+    "since",
+    default="7d",
+    show_default=True,
+    help="How far back the digest looks: days or weeks, e.g. 7d or 2w.",
+)
+@click.option(
+    "--until",
+    "until",
+    metavar="DATE",
+    help="End of the period (YYYY-MM-DD[THH:MM], local time); default: now.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the digest's HTML page to this file.",
+)
+@click.option(
+    "--no-deliver",
+    is_flag=True,
+    help="Do not put the digest into the mailbox (with --out: just write the file).",
+)
+@_account_option
+@pass_state
+def digest(
+    state: State,
+    since: str,
+    until: str | None,
+    out: Path | None,
+    no_deliver: bool,
+    account_name: str | None,
+) -> None:
+    """Write the weekly digest: per partner, the generic bucket rolled up, and what needs your
+    attention (unusual invoices, renewals, bad news, orders and issues with no follow-up, pitches
+    that got your name wrong). It is delivered once per week into the digest folder (run it
+    twice and you still get one); `triage run` sends it by itself at digest_weekday/digest_hour."""
+    days = _days(since)
+    end = _moment(until)
+    config = state.config()
+    account = config.account(account_name)
+    report = engine.digest(config, account, end=end, days=days, deliver=not no_deliver, out=out)
+    _print_digest(report)
+
+
 @cli.command()
 @pass_state
 def status(state: State) -> None:
@@ -446,7 +533,9 @@ def status(state: State) -> None:
 @pass_state
 def demo(state: State, keep_dir: Path | None, seed: int) -> None:
     """The whole loop on a built-in sample mailbox (a local Maildir; no server, no account):
-    learn the buyer's folders, let a new week of mail arrive, file it, and score the result."""
+    learn the buyer's folders, file a new week of mail and score it, let the buyer move two
+    messages, retrain, and write the week's digest."""
+    import shutil
     import tempfile
 
     from triage.demo import run_demo
@@ -458,9 +547,12 @@ def demo(state: State, keep_dir: Path | None, seed: int) -> None:
             raise click.UsageError(f"--keep {keep_dir}: the directory is not empty")
         keep_dir.mkdir(parents=True, exist_ok=True)
         report = run_demo(keep_dir, seed)
+        digest_path = keep_dir / "digest.html"
     else:
+        digest_path = Path(tempfile.gettempdir()) / "triage-demo-digest.html"
         with tempfile.TemporaryDirectory(prefix="triage-demo-") as tmp:
             report = run_demo(Path(tmp), seed)
+            shutil.copyfile(Path(tmp) / "digest.html", digest_path)
     holdout = report.train.scores.get("holdout") or {}
     click.echo(
         f"Sample buyer mailbox: {report.history} messages already filed, "
@@ -485,6 +577,28 @@ def demo(state: State, keep_dir: Path | None, seed: int) -> None:
         f"({report.correct} of {report.new_week}); partner mail sent to the generic "
         f"bucket: {report.partner_to_generic}."
     )
+    click.echo("")
+    click.echo(f"The buyer moved {len(report.moves)} messages by hand:")
+    for move in report.moves:
+        click.echo(f"  {move.subject[:58]!r} ({move.sender})")
+        click.echo(f"      {move.before} -> {move.after}: {move.why}")
+    corrections = report.learnt.get("correction", 0)
+    click.echo(
+        f"Corrections learned: {corrections}; from now on these senders' mail follows the "
+        "buyer's moves."
+    )
+    if report.retrain is not None:
+        r = report.retrain
+        score = "" if r.new_score is None else f", holdout accuracy {r.new_score:.1%}"
+        verdict = "now in use" if r.promoted else "kept aside (scored worse)"
+        click.echo(f"Retrained on {r.messages} messages{score}: {verdict}.")
+    if report.digest is not None:
+        d = report.digest.digest
+        click.echo("")
+        click.echo(f"Digest: {d.subject}")
+        for flag in d.flags[:8]:
+            click.echo(f"  [{flag.title}] {flag.name}: {flag.text}"[:110])
+        click.echo(f"Digest HTML: {digest_path}")
     if keep_dir is not None:
         click.echo(
             f"Mailbox: {keep_dir / 'Mail'} (Maildir++); state and model: {keep_dir / 'state'}"
@@ -536,6 +650,9 @@ def retrain(state: State, account_name: str | None) -> None:
     config = state.config()
     account = config.account(account_name)
     _print_retrain(engine.retrain(config, account))
+
+
+cli.add_command(init)  # triage init: the config wizard (triage/wizard.py)
 
 
 def main() -> None:

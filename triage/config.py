@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import re
 import shlex
@@ -30,6 +31,8 @@ import platformdirs
 
 from triage.errors import ConfigError
 from triage.mailbox.base import is_loopback
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "triage"
 CONFIG_ENV = "TRIAGE_CONFIG"
@@ -73,6 +76,9 @@ _RUN_KEYS = (
     "digest_hour",
     "digest_folder",
     "digest_skip_empty",
+    "digest_invoice_change",
+    "digest_renewal_days",
+    "digest_followup_days",
 )
 _IMAP_KEYS = ("host", "port", "security", "user", "ca_file", "allow_plaintext", *CREDENTIAL_KEYS)
 _MAILDIR_KEYS = ("path",)
@@ -126,6 +132,9 @@ class RunConfig:
     digest_hour: int = 7
     digest_folder: str = "INBOX"
     digest_skip_empty: bool = False
+    digest_invoice_change: int = 50  # percent off the vendor's recent average
+    digest_renewal_days: int = 60
+    digest_followup_days: int = 5
 
     @property
     def digest_weekday_number(self) -> int:
@@ -282,6 +291,8 @@ def load_config(path: str | Path) -> Config:
     # A group-readable file holding a password is only reported alongside the error that
     # rejects the password key, since that key makes the file invalid anyway.
     notes = [note] if (note := check_permissions(path)) else []
+    if warning := check_writable(path):
+        log.warning("%s", warning)
     return _build(
         _parse_toml(text, str(path)),
         source=str(path),
@@ -324,6 +335,28 @@ def check_permissions(path: str | Path) -> str | None:
     return (
         f"{path}: readable by other users (mode {stat.S_IMODE(mode):04o}) and contains a "
         f"password key; remove the key, change that password, and run: chmod 600 {path}"
+    )
+
+
+def check_writable(path: str | Path) -> str | None:
+    """A warning when users other than the owner may change the config file.
+
+    Reading it reveals no secret (validation refuses a password key), but whoever can write it
+    can point `host` at their own server, which then receives the password, or set a
+    password_command that runs their program as this user.
+    """
+    if os.name != "posix":
+        return None
+    path = Path(path).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    return (
+        f"{path}: other users may change this file (mode {stat.S_IMODE(mode):04o}) and so "
+        f"send your password to a server of their choosing; run: chmod 600 {path}"
     )
 
 
@@ -914,6 +947,13 @@ def _run_config(t: _Table) -> RunConfig:
         digest_hour=t.integer("digest_hour", d.digest_hour, 0, 23),
         digest_folder=t.string("digest_folder", d.digest_folder),
         digest_skip_empty=t.boolean("digest_skip_empty", d.digest_skip_empty),
+        digest_invoice_change=t.integer(
+            "digest_invoice_change", d.digest_invoice_change, 5, 1000, "percent"
+        ),
+        digest_renewal_days=t.integer("digest_renewal_days", d.digest_renewal_days, 1, 366, "days"),
+        digest_followup_days=t.integer(
+            "digest_followup_days", d.digest_followup_days, 1, 90, "days"
+        ),
     )
 
 

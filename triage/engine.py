@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from triage import digest as weekly
 from triage.config import AccountConfig, Config, FolderConfig, RunConfig, resolve_secret
 from triage.errors import ConfigError, MailboxError, ModelError
+from triage.facts import extract as extract_facts
 from triage.learn import (
     CORRECTION,
     HAND_FILED,
@@ -55,7 +58,9 @@ from triage.store import (
     AccountLock,
     Decision,
     Example,
+    FactRecord,
     Filing,
+    MailRecord,
     Run,
     Store,
 )
@@ -134,6 +139,36 @@ def folder_roles(folders: Iterable[Folder], config: FolderConfig) -> list[Folder
             role, why = IGNORED, "not under the partner prefix, generic or keep"
         roles.append(FolderRole(folder, role, why))
     return roles
+
+
+def role_of(folders: FolderConfig, folder: str) -> str:
+    """The digest's bucket for mail in `folder`: partner, generic, or keep (anything else)."""
+    if folder == folders.generic:
+        return weekly.GENERIC
+    if folders.is_partner(folder):
+        return weekly.PARTNER
+    return weekly.KEEP
+
+
+def digest_records(
+    account: AccountConfig, items: Iterable[tuple[Message, str, str]], *, seen: datetime
+) -> tuple[list[MailRecord], list[FactRecord]]:
+    """What the digest keeps of each (message, header hash, folder it is filed in): vendor mail
+    with the facts found in it; mail left in the inbox only as a count."""
+    records: list[MailRecord] = []
+    found: list[FactRecord] = []
+    for message, digest, folder in items:
+        role = role_of(account.folders, folder)
+        records.append(weekly.mail_record(message, digest, folder, role, seen=seen))
+        if role != weekly.KEEP:
+            facts = extract_facts(
+                message,
+                buyer_names=account.own_names,
+                buyer_addresses=account.own_addresses,
+                now=seen,
+            )
+            found.extend(weekly.fact_records(digest, facts))
+    return records, found
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +329,17 @@ def train(
                 for m, label, digest in zip(messages, labels, hashes, strict=True)
             ],
         )
+        # The history the digest compares this week with (invoices, first contact).
+        records, found = digest_records(
+            account,
+            (
+                (m, digest, label)
+                for m, label, digest in zip(messages, labels, hashes, strict=True)
+                if label != KEEP_LABEL
+            ),
+            seen=datetime.now(UTC),
+        )
+        store.record_mail(account.name, records, found, replace=False)
     return _save_as_current(config, account, model, len(messages))
 
 
@@ -311,7 +357,7 @@ def _save_as_current(
 
 def _write_current(directory: Path, filename: str) -> None:
     tmp = directory / "current.tmp"
-    tmp.write_text(filename + "\n")
+    _write_private(tmp, filename + "\n")
     tmp.replace(directory / "current")
 
 
@@ -448,6 +494,7 @@ class RunReport:
     retrain: RetrainReport | None = None
     plan: list[Planned] = field(default_factory=list)  # filled in dry runs only
     note: str = ""
+    digest: DigestReport | None = None  # the weekly digest, when this pass wrote it
 
     def add(self, counts: dict[str, int]) -> None:
         for name, count in counts.items():
@@ -617,9 +664,11 @@ class Cycle:
         if not taught:
             return {}
         examples = []
+        moved: list[tuple[Message, str, str]] = []
         for fetched in self.mailbox.fetch(sorted(taught), max_bytes=TRAIN_MAX_BYTES):
             kind, previous = taught[fetched.uid]
             message = parse(fetched.data, key=f"{folder}/{fetched.uid}")
+            moved.append((message, hashes[fetched.uid], folder))
             examples.append(
                 Example(
                     hashes[fetched.uid],
@@ -631,6 +680,8 @@ class Cycle:
                 )
             )
         self.store.add_examples(self.account.name, examples)
+        records, found = digest_records(self.account, moved, seen=datetime.now(UTC))
+        self.store.record_mail(self.account.name, records, found)
         counts: dict[str, int] = {}
         for example in examples:
             counts[example.kind] = counts.get(example.kind, 0) + 1
@@ -752,6 +803,12 @@ class Cycle:
         if not self.dry_run:
             self._moved_back(plan, hashes)
             self._keep_filed_as_examples(plan)
+            records, found = digest_records(
+                self.account,
+                ((p.message, p.header_hash, p.destination) for p in plan),
+                seen=datetime.now(UTC),
+            )
+            self.store.record_mail(self.account.name, records, found)
         slim = [
             dataclasses.replace(p, message=dataclasses.replace(p.message, text="")) for p in plan
         ]
@@ -867,6 +924,10 @@ class Cycle:
                 # The server refused (quota, folder gone, ...): the mail stays in the inbox.
                 log.warning("could not file %d messages into %s: %s", len(items), destination, exc)
                 self.store.set_state(filing_ids, FAILED)
+                self.store.move_mail(
+                    self.account.name,
+                    [(item.header_hash, self.inbox, weekly.KEEP) for item in items],
+                )
                 report.failed += len(items)
                 self._folders = None
                 continue
@@ -928,6 +989,8 @@ def run_once(
         with open_mailbox(account, config.run) as mailbox:
             cycle = Cycle(config, account, mailbox, store, model, dry_run=dry_run, stop=stop)
             report = _pass(cycle, backfill, progress, record_idle=True)
+            if not dry_run:
+                report.digest = DigestSchedule(config, account).tick(mailbox, store)
     if not dry_run and retrain_due(config, account):
         report.retrain = retrain(config, account)
     return report
@@ -975,6 +1038,7 @@ def run_forever(
     backoff = 1.0
     last_learnt = -LEARN_EVERY
     retrainer = BackgroundRetrain(config, account)
+    schedule = DigestSchedule(config, account)
     with AccountLock(state_paths(config)[1], account.name), _open_store(config) as store:
         model = _load_model_if_any(config, account)
         model_path = _current_or_none(config, account)
@@ -997,6 +1061,8 @@ def run_forever(
                             last_learnt = time.monotonic()
                         if report.learnt and not dry_run:
                             retrainer.maybe_start()
+                        if not dry_run:
+                            report.digest = schedule.tick(mailbox, store)
                         backoff = 1.0
                         if on_report:
                             on_report(report)
@@ -1249,3 +1315,240 @@ def status(config: Config) -> list[AccountStatus]:
                 )
             )
     return out
+
+
+# -- the weekly digest ----------------------------------------------------------------------------
+
+#: On the first look at the buyer's sent folder, only this many of its newest messages are read.
+SENT_FIRST_READ = 2000
+# Names a sent folder goes by on servers that do not mark it with the \Sent special use.
+_SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail")
+
+
+@dataclass
+class DigestReport:
+    digest: weekly.Digest
+    html: str
+    text: str
+    message_id: str
+    folder: str
+    delivered: bool  # appended by this call
+    note: str  # why it was not delivered ("already delivered", ...), else ""
+    out: Path | None = None
+
+
+def sent_folder(folders: Iterable[Folder]) -> str | None:
+    """The buyer's sent folder: the \\Sent special use, else a folder with a usual name."""
+    listed = [f for f in folders if f.selectable]
+    for folder in listed:
+        if folder.role == "sent":
+            return folder.name
+    for folder in listed:
+        if folder.name.lower() in _SENT_NAMES:
+            return folder.name
+    return None
+
+
+def sync_sent(mailbox: Mailbox, store: Store, account: AccountConfig) -> int:
+    """Read the headers of what the buyer sent since last time (whom they wrote to, which
+    messages they answered); returns how many messages were new."""
+    folder = sent_folder(mailbox.list_folders())
+    if folder is None:
+        log.info("no sent folder found: the digest cannot tell which threads you answered")
+        return 0
+    state = mailbox.select(folder)
+    mark = store.mark(account.name, folder)
+    if mark is None or mark.uidvalidity != state.uidvalidity:
+        uids = mailbox.uids_above(0)[-SENT_FIRST_READ:]
+    else:
+        uids = mailbox.uids_above(mark.highest_uid)
+    seen = datetime.now(UTC)
+    records = [
+        weekly.mail_record(
+            parse(m.data, key=f"{folder}/{m.uid}"),
+            header_hash(m.data),
+            folder,
+            weekly.SENT,
+            seen=seen,
+        )
+        for m in mailbox.fetch(uids, max_bytes=0)  # headers only
+    ]
+    fresh = store.record_mail(account.name, records, [], replace=False)
+    highest = max(uids, default=0 if mark is None else mark.highest_uid)
+    store.set_mark(account.name, folder, state.uidvalidity, max(highest, state.uidnext - 1))
+    return fresh
+
+
+def _settings(run: RunConfig) -> weekly.Settings:
+    return weekly.Settings(
+        invoice_change=run.digest_invoice_change / 100,
+        renewal_days=run.digest_renewal_days,
+        follow_up_days=run.digest_followup_days,
+    )
+
+
+def build_digest(
+    config: Config,
+    account: AccountConfig,
+    store: Store,
+    *,
+    end: datetime,
+    days: int = 7,
+    partner_folders: Iterable[str] = (),
+) -> weekly.Digest:
+    """The digest of the `days` days before `end`, from what the store kept."""
+    start = end - timedelta(days=days)
+    lookback = min(start, end - weekly.PROMOTE_LOOKBACK, end - weekly.FOLLOW_UP_HORIZON)
+    iso = lambda when: when.astimezone(UTC).isoformat(timespec="seconds")  # noqa: E731
+    corrections = [
+        weekly.Correction(sender, previous or "", label, kind)
+        for sender, label, previous, kind in store.examples_between(
+            account.name, (CORRECTION, HAND_FILED), iso(start), iso(end)
+        )
+    ]
+    return weekly.build(
+        account.name,
+        end=end,
+        start=start,
+        mail=store.mail(account.name, since=iso(lookback)),
+        facts=store.facts(account.name),
+        first_contact=store.first_contact(account.name),
+        last_in_folders=store.last_in_folders(account.name, iso(end)),
+        corrections=corrections,
+        partner_folders=sorted(partner_folders),
+        settings=_settings(config.run),
+    )
+
+
+def deliver_digest(
+    config: Config,
+    account: AccountConfig,
+    mailbox: Mailbox,
+    store: Store,
+    *,
+    end: datetime,
+    days: int = 7,
+    deliver: bool = True,
+    out: Path | None = None,
+) -> DigestReport:
+    """Build the digest on an open mailbox and APPEND it to the digest folder, once per account
+    and week: a digest whose Message-ID is already recorded, or already in the folder, is not
+    delivered again. `out` also gets the HTML page."""
+    sync_sent(mailbox, store, account)
+    roles = folder_roles(mailbox.list_folders(), account.folders)
+    partners = [r.folder.name for r in roles if r.role == PARTNER]
+    digest = build_digest(config, account, store, end=end, days=days, partner_folders=partners)
+    html, text = weekly.render_html(digest), weekly.render_text(digest)
+    domain = next(iter(account.own_domains), "")
+    message_id = weekly.message_id(account.name, digest.week, domain)
+    folder = config.run.digest_folder
+    report = DigestReport(digest, html, text, message_id, folder, False, "", out)
+    if out is not None:
+        _write_private(out, html)
+    if not deliver:
+        report.note = "not delivered (--no-deliver)"
+    elif digest.empty and config.run.digest_skip_empty:
+        report.note = "a quiet week: not delivered (digest_skip_empty = true)"
+    elif store.digest_delivered(account.name, digest.week):
+        report.note = f"the digest for {digest.week} was already delivered"
+    else:
+        if folder not in {f.name for f in mailbox.list_folders()}:
+            mailbox.create_folder(folder)
+        mailbox.select(folder)
+        if mailbox.search_message_id(message_id):
+            report.note = f"the digest for {digest.week} is already in {folder}"
+        else:
+            address = (account.own_addresses or (account.user or "triage@localhost",))[0]
+            data = weekly.mime_message(
+                digest, sender=address, recipient=address, message_id=message_id, html=html,
+                text=text,
+            )  # fmt: skip
+            mailbox.append(folder, data, date=end)
+            report.delivered = True
+        store.record_digest(account.name, digest.week, message_id)
+    log.info(
+        "digest %s: %s",
+        digest.week,
+        "delivered to " + folder if report.delivered else report.note,
+        extra={"event": "digest", "week": digest.week, "delivered": report.delivered},
+    )
+    return report
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only the user can read (the digest names vendors and subjects)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def digest(
+    config: Config,
+    account: AccountConfig,
+    *,
+    end: datetime | None = None,
+    days: int = 7,
+    deliver: bool = True,
+    out: Path | None = None,
+) -> DigestReport:
+    """`triage digest`: the digest of the `days` days before `end` (default now)."""
+    end = end or datetime.now().astimezone()
+    with _open_store(config) as store, open_mailbox(account, config.run) as mailbox:
+        return deliver_digest(
+            config, account, mailbox, store, end=end, days=days, deliver=deliver, out=out
+        )
+
+
+def scheduled_digest(config: Config, now: datetime) -> datetime:
+    """The latest scheduled digest time at or before `now` (the configured weekday and hour,
+    in the time zone of `now`)."""
+    run = config.run
+    back = (now.weekday() - run.digest_weekday_number) % 7
+    when = (now - timedelta(days=back)).replace(
+        hour=run.digest_hour, minute=0, second=0, microsecond=0
+    )
+    return when - timedelta(days=7) if when > now else when
+
+
+def maybe_deliver_digest(
+    config: Config, account: AccountConfig, mailbox: Mailbox, store: Store, now: datetime
+) -> DigestReport | None:
+    """From `triage run`: the week's digest once its time has come (a machine that was off
+    at that hour sends it at the next run of the same week)."""
+    when = scheduled_digest(config, now)
+    if store.digest_delivered(account.name, weekly.week_key(when)):
+        return None
+    first = store.first_decision_at(account.name)
+    if first is None or first >= when.astimezone(UTC).isoformat(timespec="seconds"):
+        return None  # triage was not filing yet: the first digest is the next one
+    return deliver_digest(config, account, mailbox, store, end=when)
+
+
+class DigestSchedule:
+    """`triage run`'s weekly digest: delivered when due; a failure is logged and tried again an
+    hour later, and never stops the filing."""
+
+    RETRY = 3600.0
+
+    def __init__(self, config: Config, account: AccountConfig) -> None:
+        self.config = config
+        self.account = account
+        self.retry_at = 0.0
+
+    def tick(self, mailbox: Mailbox, store: Store) -> DigestReport | None:
+        if time.monotonic() < self.retry_at:
+            return None
+        try:
+            return maybe_deliver_digest(
+                self.config, self.account, mailbox, store, datetime.now().astimezone()
+            )
+        except MailboxError as exc:
+            if exc.retryable:
+                raise  # the connection is gone: run reconnects, and the digest comes after
+            self.retry_at = time.monotonic() + self.RETRY
+            log.error("could not deliver the weekly digest (%s); trying again in an hour", exc)
+        except Exception:  # a digest bug must never stop the filing: logged with its trace
+            self.retry_at = time.monotonic() + self.RETRY
+            log.exception("could not write the weekly digest; trying again in an hour")
+        return None

@@ -52,6 +52,10 @@ class Attachment:
     size: int  # decoded size in bytes (estimated from the encoded size for base64)
 
 
+#: How the Message-ID of a digest triage writes starts: triage never files its own digest.
+DIGEST_ID_PREFIX = "<triage-digest."
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One parsed email. Every field has a safe empty value when the message lacks it."""

@@ -710,7 +710,7 @@ class TriageModel:
         """Write NAME.joblib and its NAME.json sidecar atomically (mode 0600); returns the model
         path."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_dir(directory)
         path = directory / f"{name}.joblib"
         tmp = _temp_path(directory, name)
         try:
@@ -733,8 +733,11 @@ class TriageModel:
     def load(cls, path: Path) -> TriageModel:
         """Load a model saved by `save`, refusing files the sidecar does not vouch for.
 
-        joblib files are pickles, i.e. code: a file whose sha256 differs from its sidecar, or a
-        sidecar from another scikit-learn or triage version, is refused before unpickling.
+        joblib files are pickles, i.e. code: a file whose sha256 differs from its sidecar, a
+        sidecar written for another file, or one from another scikit-learn or triage version, is
+        refused before unpickling. This catches corruption, a truncated copy and a model file
+        swapped for another; it cannot stop someone who rewrites both files, who could as well
+        edit the user's shell profile (the directory is 0700 for that reason).
         """
         path = Path(path)
         if path.suffix == ".json":
@@ -768,8 +771,16 @@ class TriageModel:
                 f"model {path} was trained by triage {meta.get('triage_version')}, this is "
                 f"triage {__version__}: {fix}"
             )
+        if meta.get("file") != path.name:
+            raise ModelError(
+                f"model sidecar {side} was written for {meta.get('file')!r}, not {path.name!r} "
+                f"(a renamed or swapped file); not loading it: {fix}"
+            )
         if _sha256(path) != meta.get("sha256"):
-            raise ModelError(f"model {path} does not match the sha256 in {side.name}: {fix}")
+            raise ModelError(
+                f"model {path} does not match the sha256 in {side.name} (it was changed or "
+                f"replaced after triage wrote it); not loading it: {fix}"
+            )
         try:
             model = joblib.load(path)
         except Exception as exc:  # a corrupt pickle raises almost anything
@@ -810,6 +821,14 @@ def _predictions(proba: np.ndarray, classes: np.ndarray) -> list[Prediction]:
         Prediction(str(classes[a]), float(proba[i, a]), str(classes[b]), float(proba[i, b]))
         for i, (a, b) in enumerate(top2)
     ]
+
+
+def _private_dir(directory: Path) -> None:
+    """Create `directory` and any missing parents with mode 0700 (mkdir(parents=True) would give
+    the parents the umask's mode, e.g. a world-readable models/ listing)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
 
 
 def _temp_path(directory: Path, name: str) -> Path:

@@ -35,8 +35,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from email.header import Header
-from email.utils import format_datetime, formataddr
+from email.header import Header, decode_header, make_header
+from email.utils import format_datetime, formataddr, parseaddr
 from html import escape
 from pathlib import Path
 from types import MappingProxyType
@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_END",
     "GENERIC_FOLDER",
     "INBOX",
+    "SENT",
     "VENDOR_PREFIX",
     "Buyer",
     "SampleMailbox",
@@ -61,6 +62,7 @@ VENDOR_PREFIX = "Vendors/"
 GENERIC_FOLDER = "Vendors/Generic"
 INBOX = "INBOX"
 ARCHIVE = "Archive"
+SENT = "Sent"
 
 
 # -- public types ---------------------------------------------------------------------------------
@@ -98,11 +100,16 @@ class SampleMailbox:
     partners: tuple[str, ...]  # partner vendor names; folders are "Vendors/<name>"
     history: tuple[SampleMessage, ...]  # already filed (and read), in date order
     new_week: tuple[SampleMessage, ...]  # just arrived in the INBOX; .folder = where it belongs
+    # What the buyer sent (folder "Sent"): replies to partner mail, and mail to a generic vendor
+    # they have started working with. Kept apart from `history`: it is nobody's training label.
+    sent: tuple[SampleMessage, ...] = ()
 
     @property
     def folders(self) -> tuple[str, ...]:
-        """Every folder the sample uses: INBOX, Archive, the generic bucket, one per partner."""
-        return (INBOX, ARCHIVE, GENERIC_FOLDER, *(VENDOR_PREFIX + p for p in self.partners))
+        """Every folder the sample uses: INBOX, Archive, the generic bucket, one per partner,
+        and Sent when the buyer sent anything."""
+        sent = (SENT,) if self.sent else ()
+        return (INBOX, ARCHIVE, GENERIC_FOLDER, *(VENDOR_PREFIX + p for p in self.partners), *sent)
 
 
 # -- name pools -----------------------------------------------------------------------------------
@@ -3747,7 +3754,90 @@ class _Generator:
             partners=tuple(o.name for o in self.partners),
             history=tuple(history),
             new_week=tuple(new_week),
+            sent=self._sent(drafts),
         )
+
+    # -- the buyer's own mail ------------------------------------------------------------------
+
+    _REPLY_OPENERS = (
+        "Thanks, {f}.", "Thanks {f} - noted.", "Hi {f}, thanks for this.", "{f}, thank you.",
+        "Got it, thanks.", "Hi {f},", "Thanks for the quick turnaround, {f}.",
+    )  # fmt: skip
+    _REPLY_BODIES = (
+        "Looks good; please go ahead.",
+        "Can you send the details over by the end of the week?",
+        "Let's discuss on Thursday's call.",
+        "I have looped in our finance team for the PO.",
+        "Please hold off until I confirm with the team.",
+        "Could you double-check the quantities against our last order?",
+        "That works for us.",
+        "Please keep me posted on the next steps.",
+    )
+
+    def _sent(self, drafts: Sequence[_Draft]) -> tuple[SampleMessage, ...]:
+        """The buyer's replies to some partner mail (later mail in a thread often goes
+        unanswered until the buyer catches up), and, in the last month, several messages to one
+        generic vendor the buyer has started working with: a partner they may want to promote."""
+        rng = random.Random(f"{self.seed}-sent")
+        out: list[tuple[datetime, bytes]] = []
+        for d in drafts:
+            if not d.folder.startswith(VENDOR_PREFIX) or d.folder == GENERIC_FOLDER:
+                continue
+            head = d.data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+            if re.search(r"^(List-Id|Auto-Submitted|Precedence):", head, re.M | re.I):
+                continue
+            head = re.sub(r"\n[ \t]+", " ", head.replace("\r\n", "\n"))  # unfold
+            sender = re.search(r"^From: (.*)$", head, re.M)
+            mid = re.search(r"^Message-ID: (\S+)", head, re.M)
+            subject = re.search(r"^Subject: (.*)$", head, re.M)
+            if not (sender and mid and subject) or "noreply" in sender.group(1):
+                continue
+            when = d.when + timedelta(hours=rng.uniform(1, 30))
+            if rng.random() > 0.6 or when >= self.end:
+                continue
+            reply = self._reply(rng, when, sender.group(1), mid.group(1), subject.group(1))
+            out.append((when, reply))
+        pitchers = [o for o in self.generics if o.people and not o.new_this_week]
+        if pitchers:
+            org = rng.choice(pitchers)
+            person = org.people[0]
+            for days in sorted(rng.sample(range(2, 26), 3)):
+                when = self.end - timedelta(days=days, hours=rng.uniform(0, 8))
+                to = formataddr((person.name, person.address))
+                out.append((when, self._reply(rng, when, to, "", f"{org.name} pilot")))
+        out.sort(key=lambda item: item[0])
+        return tuple(
+            SampleMessage(folder=SENT, data=data, date=when, kind="sent", vendor="")
+            for when, data in out
+        )
+
+    def _reply(
+        self, rng: random.Random, when: datetime, to: str, parent: str, subject: str
+    ) -> bytes:
+        """One message from the buyer to `to` (a From/To header value, possibly encoded),
+        answering the message `parent` ("" for a new conversation)."""
+        when = when.astimezone(UTC).replace(microsecond=0)
+        name = str(make_header(decode_header(to)))
+        first = (parseaddr(name)[0].split() or ["there"])[0]
+        subject = subject if subject.lower().startswith("re:") or not parent else f"Re: {subject}"
+        lines = [
+            f"Date: {format_datetime(when.astimezone(self.buyer_tz))}",
+            _addr_header("From", [(self.buyer.name, self.buyer.address)]),
+            f"To: {to}",
+            f"Subject: {subject}",
+            f"Message-ID: {self._buyer_msgid(when)}",
+        ]
+        if parent:
+            lines += [f"In-Reply-To: {parent}", f"References: {parent}"]
+        body = (
+            rng.choice(self._REPLY_OPENERS).format(f=first)
+            + "\n\n"
+            + rng.choice(self._REPLY_BODIES)
+            + f"\n\n{self.buyer.first_name}\n"
+        )
+        lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+                  "Content-Transfer-Encoding: 8bit"]  # fmt: skip
+        return ("\n".join(lines) + "\n\n" + body).encode("utf-8").replace(b"\n", b"\r\n")
 
 
 # -- public functions -----------------------------------------------------------------------------
@@ -3789,7 +3879,7 @@ def write_maildir(sample: SampleMailbox, root: Path) -> None:
     rewrites the same files.
     """
     root = Path(root)
-    folders = {msg.folder for msg in sample.history} | set(sample.folders)
+    folders = {msg.folder for msg in (*sample.history, *sample.sent)} | set(sample.folders)
     dirs: dict[str, Path] = {}
     for folder in sorted(folders):
         if folder == INBOX:
@@ -3804,7 +3894,11 @@ def write_maildir(sample: SampleMailbox, root: Path) -> None:
         if folder != INBOX:
             (path / "maildirfolder").touch()
         dirs[folder] = path
-    batches = ((sample.history, "cur", ":2,S"), (sample.new_week, "new", ""))
+    batches = (
+        (sample.history, "cur", ":2,S"),
+        (sample.sent, "cur", ":2,S"),
+        (sample.new_week, "new", ""),
+    )
     n = 0
     for messages, sub, info in batches:
         for msg in messages:

@@ -8,6 +8,7 @@ that a run killed at any moment can be reconciled with the server on the next st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -114,6 +115,53 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX examples_hash ON examples(account, header_hash);
     CREATE INDEX filings_hash ON filings(account, header_hash);
     """,
+    # 3: what the digest reads: one row per vendor message triage filed or trained on (and per
+    # message the buyer sent), the facts found in it, and the digests delivered.
+    """
+    CREATE TABLE mail (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        header_hash TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        sender_name TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        role TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        refs TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        bulk INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        UNIQUE (account, header_hash)
+    );
+    CREATE INDEX mail_sent ON mail(account, sent_at);
+    CREATE TABLE facts (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        header_hash TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        said_at TEXT,
+        amount TEXT,
+        currency TEXT NOT NULL,
+        due TEXT,
+        detail TEXT NOT NULL,
+        reference TEXT NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX facts_account ON facts(account, kind);
+    CREATE INDEX facts_hash ON facts(account, header_hash);
+    CREATE TABLE digests (
+        account TEXT NOT NULL,
+        week TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (account, week)
+    );
+    """,
 )
 
 # Kinds of examples.
@@ -129,6 +177,53 @@ class Example:
     previous: str | None
     message: bytes
     at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MailRecord:
+    """What the digest keeps of one message: never its body.
+
+    `role` is where it is: "partner", "generic" or "keep" (left in the inbox), or "sent" for
+    the buyer's own mail (then `refs` holds the Message-IDs it answers and `recipients` its To
+    and Cc). `sent_at` is the message's date (ISO, UTC), or when triage saw it if it has none.
+    """
+
+    header_hash: str
+    message_id: str
+    sender: str
+    sender_name: str
+    vendor: str
+    subject: str
+    sent_at: str
+    folder: str
+    role: str
+    thread: str
+    refs: str = ""
+    recipients: str = ""
+    bulk: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FactRecord:
+    """A digest fact as stored: amounts and dates as text (Decimal and ISO)."""
+
+    header_hash: str
+    vendor: str
+    kind: str
+    said_at: str | None
+    amount: str | None
+    currency: str
+    due: str | None
+    detail: str
+    reference: str
+    status: str
+
+
+def _mail_record(row: Sequence[Any]) -> MailRecord:
+    names = [f.name for f in dataclasses.fields(MailRecord)]
+    values = dict(zip(names, row, strict=True))
+    values["bulk"] = bool(values["bulk"])
+    return MailRecord(**values)
 
 
 def now() -> str:
@@ -285,6 +380,13 @@ class Store:
             (account, limit),
         ).fetchall()
         return [Run(*row) for row in rows]
+
+    def first_decision_at(self, account: str) -> str | None:
+        """When triage first decided about a message of this account (ISO), if ever."""
+        row = self.db.execute(
+            "SELECT MIN(at) FROM decisions WHERE account=?", (account,)
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def last_run_with_filings(self, account: str) -> int | None:
         row = self.db.execute(
@@ -552,6 +654,170 @@ class Store:
                 out[digest] = (where, decided.get(digest), state == UNDONE)
         return out
 
+    # -- what the digest reads ---------------------------------------------------------------
+
+    def record_mail(
+        self,
+        account: str,
+        mail: Sequence[MailRecord],
+        facts: Sequence[FactRecord],
+        *,
+        replace: bool = True,
+    ) -> int:
+        """Keep messages and their facts for the digest; returns how many were new.
+
+        A message already kept is updated (its place, and its facts replaced) when `replace`,
+        else left as it is (training reads mail that may have been filed before).
+        """
+        at = now()
+        fresh = 0
+        with self.transaction():
+            known = self._known_mail(account, [m.header_hash for m in mail])
+            if not replace:
+                mail = [m for m in mail if m.header_hash not in known]
+                keep = {m.header_hash for m in mail}
+                facts = [f for f in facts if f.header_hash in keep]
+            fresh = sum(m.header_hash not in known for m in mail)
+            self.db.executemany(
+                "INSERT INTO mail (account, header_hash, message_id, sender, sender_name, "
+                "vendor, subject, sent_at, folder, role, thread, refs, recipients, bulk, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account, header_hash) DO UPDATE SET folder=excluded.folder, "
+                "role=excluded.role",
+                [
+                    (
+                        account,
+                        m.header_hash,
+                        m.message_id,
+                        m.sender,
+                        m.sender_name,
+                        m.vendor,
+                        m.subject,
+                        m.sent_at,
+                        m.folder,
+                        m.role,
+                        m.thread,
+                        m.refs,
+                        m.recipients,
+                        int(m.bulk),
+                        at,
+                    )
+                    for m in mail
+                ],
+            )
+            self.db.executemany(
+                "DELETE FROM facts WHERE account=? AND header_hash=?",
+                [(account, m.header_hash) for m in mail],
+            )
+            self.db.executemany(
+                "INSERT INTO facts (account, header_hash, vendor, kind, said_at, amount, "
+                "currency, due, detail, reference, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        account,
+                        f.header_hash,
+                        f.vendor,
+                        f.kind,
+                        f.said_at,
+                        f.amount,
+                        f.currency,
+                        f.due,
+                        f.detail,
+                        f.reference,
+                        f.status,
+                    )
+                    for f in facts
+                ],
+            )
+        return fresh
+
+    def _known_mail(self, account: str, header_hashes: Sequence[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(header_hashes), 400):
+            chunk = header_hashes[start : start + 400]
+            known.update(
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT header_hash FROM mail WHERE account=? AND "
+                    f"header_hash IN ({','.join('?' * len(chunk))})",
+                    (account, *chunk),
+                )
+            )
+        return known
+
+    def move_mail(self, account: str, places: Sequence[tuple[str, str, str]]) -> None:
+        """(header hash, folder, role): where kept messages are now (the buyer moved them, or
+        a move failed and they stayed in the inbox)."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE mail SET folder=?, role=? WHERE account=? AND header_hash=?",
+                [(folder, role, account, digest) for digest, folder, role in places],
+            )
+
+    def mail(self, account: str, since: str = "") -> list[MailRecord]:
+        """Kept messages dated `since` (ISO) or later, oldest first."""
+        rows = self.db.execute(
+            "SELECT header_hash, message_id, sender, sender_name, vendor, subject, sent_at, "
+            "folder, role, thread, refs, recipients, bulk FROM mail "
+            "WHERE account=? AND sent_at>=? ORDER BY sent_at, id",
+            (account, since),
+        ).fetchall()
+        return [_mail_record(row) for row in rows]
+
+    def first_contact(self, account: str) -> dict[str, str]:
+        """vendor -> the date of its earliest kept message."""
+        rows = self.db.execute(
+            "SELECT vendor, MIN(sent_at) FROM mail WHERE account=? AND role!='sent' "
+            "AND vendor!='' GROUP BY vendor",
+            (account,),
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def last_in_folders(self, account: str, until: str) -> dict[str, str]:
+        """folder -> the date of its latest kept message before `until`."""
+        rows = self.db.execute(
+            "SELECT folder, MAX(sent_at) FROM mail WHERE account=? AND role!='sent' "
+            "AND sent_at<? GROUP BY folder",
+            (account, until),
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def facts(self, account: str) -> list[FactRecord]:
+        """Every kept fact of the account, in the order found."""
+        rows = self.db.execute(
+            "SELECT header_hash, vendor, kind, said_at, amount, currency, due, detail, "
+            "reference, status FROM facts WHERE account=? ORDER BY id",
+            (account,),
+        ).fetchall()
+        return [FactRecord(*row) for row in rows]
+
+    def examples_between(
+        self, account: str, kinds: Sequence[str], start: str, end: str
+    ) -> list[tuple[str, str, str | None, str]]:
+        """(sender, label, previous, kind) of the examples of `kinds` recorded in [start, end)."""
+        rows = self.db.execute(
+            f"SELECT sender, label, previous, kind FROM examples WHERE account=? AND "
+            f"kind IN ({','.join('?' * len(kinds))}) AND at>=? AND at<? ORDER BY id",
+            (account, *kinds, start, end),
+        ).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def digest_delivered(self, account: str, week: str) -> str | None:
+        """The Message-ID of the digest delivered for `week`, if any."""
+        row = self.db.execute(
+            "SELECT message_id FROM digests WHERE account=? AND week=?", (account, week)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_digest(self, account: str, week: str, message_id: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO digests (account, week, message_id, at) "
+                "VALUES (?, ?, ?, ?)",
+                (account, week, message_id, now()),
+            )
+
     def counts_by_destination(self, account: str, since: str) -> dict[str, int]:
         """Messages per destination decided since `since`; a message decided twice (its batch
         was read again after a crash) counts once, where it was last decided."""
@@ -579,8 +845,9 @@ class AccountLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Held open for the life of the lock: closing the file would release it.
-        handle = open(self.path, "a+")  # noqa: SIM115
+        # Held open for the life of the lock: closing the file would release it. Created 0600
+        # like every state file (it says which process works on the account).
+        handle = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
