@@ -13,6 +13,7 @@ from triage.message import Message
 from triage.model import KEEP, Prediction
 from triage.planner import (
     BELOW_THRESHOLD,
+    DIGEST,
     MODEL,
     MODEL_KEEP,
     MOVED_BACK,
@@ -131,6 +132,24 @@ def test_no_model_is_a_clear_error_only_when_one_is_needed(tmp_path: object) -> 
     assert plan_for(p, ["boss@corp.example"])[0].reason == OWN_DOMAIN
     with pytest.raises(ModelError, match="triage train"):
         plan_for(p, ["rep@vendor.example"])
+
+
+def test_triages_own_digest_stays_in_the_inbox_whoever_it_seems_to_be_from(
+    tmp_path: object,
+) -> None:
+    """The digest is appended to the inbox; even a config whose own_addresses do not name its
+    From address (or a [[rules]] pin matching it) never files it."""
+    model = StandIn({})
+    p = planner(tmp_path, model)
+    digest = Message(key="1", sender="rep@acme.example",
+                     message_id="<triage-digest.2026-W47.work@corp.example>")  # fmt: skip
+    lookalike = Message(key="2", sender="me@vendor.example", message_id="<triage-digest@x>")
+    model.answers["me@vendor.example"] = Prediction("Vendors/Generic", 0.9, "", 0.1)
+    plan = p.plan([1, 2], [digest, lookalike], ["h1", "h2"], set())
+    assert [(d.destination, d.reason) for d in plan] == [
+        ("INBOX", DIGEST),
+        ("Vendors/Generic", MODEL),  # only the prefix triage writes counts
+    ]
 
 
 def test_sender_patterns_and_header_hash() -> None:
