@@ -245,6 +245,15 @@ def test_partner_threads_waiting_for_the_buyers_reply() -> None:
     assert [t.subject for t in acme.awaiting_reply] == ["Quote"]
 
 
+def test_partner_names_come_from_the_folder_name() -> None:
+    records = [
+        mail("a1", at(1), folder="Vendors/Acme Inc."),
+        mail("b1", at(1), folder="INBOX.Vendors.Bolt"),
+    ]
+    d = build(records, [], partner_folders=[])
+    assert sorted(p.name for p in d.partners) == ["Acme Inc.", "Bolt"]
+
+
 def test_quiet_partners_are_named_and_the_generic_bucket_is_rolled_up_new_first() -> None:
     old = [mail(f"o{k}", at(1 + k / 10), vendor="old.example", role=weekly.GENERIC,
                 folder="Vendors/Generic", name="Old Vendor", subject=f"Offer {k}")

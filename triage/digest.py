@@ -279,10 +279,10 @@ def _parse_time(text: str) -> datetime:
 
 
 def _leaf(folder: str) -> str:
-    for separator in ("/", "."):
-        if separator in folder:
-            folder = folder.rsplit(separator, 1)[1]
-    return folder
+    """The partner's name in its folder's name: "Vendors/Acme Inc." -> "Acme Inc." (the
+    hierarchy separator is "/", or "." on servers that use it)."""
+    separator = "/" if "/" in folder else "."
+    return folder.rsplit(separator, 1)[-1] or folder
 
 
 def _money(amount: Decimal, currency: str) -> str:
