@@ -20,6 +20,7 @@ from triage.planner import (
     NEVER_MOVE,
     OWN_DOMAIN,
     RULE,
+    UNREADABLE_MAIL,
     Planned,
     Planner,
     header_hash,
@@ -150,6 +151,24 @@ def test_triages_own_digest_stays_in_the_inbox_whoever_it_seems_to_be_from(
         ("INBOX", DIGEST),
         ("Vendors/Generic", MODEL),  # only the prefix triage writes counts
     ]
+
+
+def test_a_message_the_parser_could_not_read_stays(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parser bug gives a Message with only an "unreadable" defect: it is never filed, even
+    with a model keen to file it."""
+    import triage.message
+
+    def broken(self: object) -> None:
+        raise RuntimeError("a parser bug")
+
+    monkeypatch.setattr(triage.message._Parser, "run", broken)
+    unreadable = triage.message.parse(b"From: rep@vendor.example\r\n\r\nhi", key="INBOX/1")
+    model = StandIn({"": Prediction("Vendors/Generic", 0.99, "", 0.01)})
+    plan = planner(tmp_path, model).plan([1], [unreadable], ["h1"], set())
+    assert [(d.destination, d.reason) for d in plan] == [("INBOX", UNREADABLE_MAIL)]
+    assert model.asked == []
 
 
 def test_sender_patterns_and_header_hash() -> None:

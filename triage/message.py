@@ -2,7 +2,10 @@
 
 Pure and total: `parse` never raises on bad mail. Whatever it could not read (an unknown or wrong
 charset, a broken MIME structure, damaged base64, a truncated message) is recorded as a
-human-readable string in `Message.defects`, and the rest of the message is still used.
+human-readable string in `Message.defects`, and the rest of the message is still used. Its
+time is bounded too: every size that costs time (the message, a header line, the header lines,
+the recipients, the parts, the nesting, the HTML handed to lxml) is capped before the work
+that costs, and a cap that cut something is a defect (tests/hostile.py makes the mail to try).
 
 The parser is our own rather than the stdlib `email` package because parsing is the bottleneck of
 a run (DESIGN.md section 5: `email.message_from_bytes` does 1,250-3,600 msg/s before any
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import json
 import logging
 import re
@@ -27,16 +31,45 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
+from itertools import islice
 from urllib.parse import unquote_to_bytes
 
 logger = logging.getLogger(__name__)
 
+# Caps, so that the time to parse one message is bounded whatever it holds (each is applied
+# before the expensive step, and recorded in Message.defects when it cuts something). Real mail
+# is far below all of them: in the Enron and SpamAssassin corpora the largest message is 300 KB,
+# header section 44 KB, header value 33 KB, To+Cc 12 KB and HTML document 91 KB.
+
 #: The body text kept on a Message; enough to classify and to find facts for the digest.
 TEXT_CAP = 20_000
-#: Encoded bytes of one part read at most: big enough for any real text, bounded for hostile input.
-PART_CAP = 512 * 1024
-#: Header section read at most; real headers are a few KB, spam with 1 MB of headers exists.
-HEADER_CAP = 256 * 1024
+#: Raw bytes read at most; the engine fetches the header and the first 256 KB anyway.
+MESSAGE_CAP = 2 * 1024 * 1024
+#: Encoded bytes of one text part (or attached message) read at most.
+PART_CAP = 256 * 1024
+#: Characters of HTML handed to lxml: lxml's time grows with the number of tags, and senders
+#: keep newsletters under 102 KB (where Gmail clips them).
+HTML_CAP = 128 * 1024
+#: Characters of HTML handed to BeautifulSoup, the fallback for what lxml refuses (12x slower).
+SOUP_CAP = 32 * 1024
+#: Header lines (folded ones included) read at most, over the message and all its parts.
+MAX_HEADER_LINES = 5_000
+#: One header's value kept at most: a 1 MB header line is cut here.
+HEADER_VALUE_CAP = 64 * 1024
+#: To or Cc characters parsed with email.utils.getaddresses (display names, quotes, groups); a
+#: longer list is only scanned for addresses (getaddresses takes 50 ms on 256 KB).
+ADDRESS_CAP = 8 * 1024
+#: The same for From, Sender and Reply-To, which hold one address (real ones: under 200).
+SENDER_CAP = 1024
+#: Recipients kept per To or Cc header.
+MAX_RECIPIENTS = 1_000
+#: Characters of a Subject (before RFC 2047 decoding) read at most.
+SUBJECT_CAP = 2_000
+#: Characters of a Content-Type or Content-Disposition read, and parameters read at most.
+PARAM_CAP = 2_048
+MAX_PARAMS = 20
+#: Lines that start like a MIME boundary but are not one, skipped at most (real mail has none).
+MAX_LOOKALIKES = 1_000
 #: Nesting of multiparts (and attached messages) followed at most.
 MAX_DEPTH = 12
 #: Parts looked at at most, so a message with 100,000 empty parts stays cheap.
@@ -52,6 +85,9 @@ class Attachment:
     size: int  # decoded size in bytes (estimated from the encoded size for base64)
 
 
+#: The first defect of a message the parser could not read at all (a parser bug): such a
+#: message is never filed.
+UNREADABLE = "unreadable message"
 #: How the Message-ID of a digest triage writes starts: triage never files its own digest.
 DIGEST_ID_PREFIX = "<triage-digest."
 
@@ -98,12 +134,11 @@ def parse(data: bytes, key: str = "") -> Message:
     except Exception as exc:  # the contract is "never raises": a parser bug must not stop a run
         logger.warning("could not parse message %s: %s", key, type(exc).__name__, exc_info=True)
         size = len(data) if isinstance(data, bytes | bytearray | memoryview) else 0
-        return Message(key=key, size=size, defects=(f"unreadable message ({type(exc).__name__})",))
+        return Message(key=key, size=size, defects=(f"{UNREADABLE} ({type(exc).__name__})",))
 
 
 # --- headers -----------------------------------------------------------------------------------
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
@@ -116,39 +151,84 @@ def split_headers(data: bytes) -> tuple[dict[str, list[bytes]], bytes, list[str]
     """Split raw bytes into {lower-case name: [raw values]} and the body.
 
     Also returns the defects found. Tolerates a leading mbox "From " line, LF or CRLF line ends,
-    missing separator lines and garbage lines in the header section.
+    missing separator lines and garbage lines in the header section. Reads at most
+    MAX_HEADER_LINES lines, each value cut at HEADER_VALUE_CAP; the body still starts after the
+    blank line.
     """
+    headers, body, defects, _ = _split_headers(data, MAX_HEADER_LINES)
+    return headers, body, defects
+
+
+def _header_end(data: bytes) -> tuple[int, int] | None:
+    """(start, end) of the first blank line (LF or CRLF) in `data`, None if there is none."""
+    lf = data.find(b"\n\n")
+    # A CRLF blank line only matters if it comes first: search no further than the LF one.
+    crlf = data.find(b"\n\r\n", 0, lf + 2 if lf >= 0 else len(data))
+    if crlf >= 0:
+        i, end = crlf, crlf + 3
+    elif lf >= 0:
+        i, end = lf, lf + 2
+    else:
+        return None
+    return (i - 1 if i > 0 and data[i - 1] == 13 else i), end  # 13 is "\r"
+
+
+def _split_headers(
+    data: bytes, budget: int
+) -> tuple[dict[str, list[bytes]], bytes, list[str], int]:
+    """`split_headers` reading at most `budget` header lines; also returns the lines read."""
     defects: list[str] = []
     if data.startswith(b"From "):  # an mbox separator line, as in the SpamAssassin corpus
         nl = data.find(b"\n")
         data = data[nl + 1 :] if nl >= 0 else b""
-    match = _HEADER_END.search(data, 0, HEADER_CAP)
     if data.startswith((b"\n", b"\r\n")):
-        head, body = b"", data.split(b"\n", 1)[1] if b"\n" in data else b""
-    elif match:
-        head, body = data[: match.start()], data[match.end() :]
-    else:
-        head, body = data[:HEADER_CAP], data[HEADER_CAP:]
+        return {}, data[data.find(b"\n") + 1 :], defects, 0
+    end = _header_end(data)
+    head, body = (data[: end[0]], data[end[1] :]) if end else (data, b"")
     headers: dict[str, list[bytes]] = {}
     name = ""
-    lines = head.split(b"\n")
+    folded: list[bytes] = []  # continuation lines of header `name`, joined once it is complete
+    lines = head.split(b"\n", budget)  # past the budget, the last item is the unsplit rest
+    used = 0
     for i, raw_line in enumerate(lines):
+        if i == budget:
+            defects.append(f"more than {MAX_HEADER_LINES} header lines: the rest ignored")
+            break
+        used += 1
         line = raw_line[:-1] if raw_line.endswith(b"\r") else raw_line
         if line[:1] in (b" ", b"\t"):
             if name:
-                headers[name][-1] += b" " + line.strip()
+                folded.append(line.strip())
             continue
-        m = _HEADER_LINE.match(line)
+        if folded:
+            _unfold(headers[name], folded, defects)
+            folded = []
+        m = _HEADER_LINE.match(line, 0, HEADER_VALUE_CAP)
         if m is None:
             if not line.strip():
                 continue
             # Not a header: the separator line is missing and the body starts here.
             defects.append("missing blank line between headers and body")
-            body = b"\n".join(lines[i:]) + (b"\n" + body if match else b"")
+            body = b"\n".join(lines[i:]) + (b"\n" + body if end else b"")
             break
         name = m.group(1).decode("ascii").lower()
-        headers.setdefault(name, []).append(line[m.end() :].strip())
-    return headers, body, defects
+        value = line[m.end() :].strip()
+        if len(value) > HEADER_VALUE_CAP:
+            value = value[:HEADER_VALUE_CAP]
+            defects.append(f"header line longer than {HEADER_VALUE_CAP // 1024} KB: cut")
+        headers.setdefault(name, []).append(value)
+    if folded:
+        _unfold(headers[name], folded, defects)
+    return headers, body, defects, used
+
+
+def _unfold(values: list[bytes], folded: list[bytes], defects: list[str]) -> None:
+    """Join a header's continuation lines to its last value, cut at HEADER_VALUE_CAP."""
+    value = b" ".join([values[-1], *folded])
+    if len(value) > HEADER_VALUE_CAP:
+        value = value[:HEADER_VALUE_CAP]
+        defects.append(f"header line longer than {HEADER_VALUE_CAP // 1024} KB: cut")
+    values[-1] = value
 
 
 def decode_bytes(raw: bytes, charset: str, defects: list[str], what: str) -> str:
@@ -168,17 +248,17 @@ def decode_bytes(raw: bytes, charset: str, defects: list[str], what: str) -> str
         if cs:
             defects.append(f"{what}: 8-bit text declared {cs}, decoded as windows-1252")
         return raw.decode("cp1252", errors="replace")
-    try:
-        codecs.lookup(cs)
-    except (LookupError, ValueError, TypeError):
+    codec = _codec(cs)
+    if codec is None:
         fallback = _fallback(raw)
         defects.append(f"{what}: unknown charset {cs[:40]!r}, decoded as {fallback}")
         return raw.decode(fallback, errors="replace")
-    if cs in ("iso-8859-1", "latin-1", "latin1", "iso8859-1", "iso_8859-1"):
+    if codec == "iso8859-1":
         # Mail declared Latin-1 is nearly always Windows-1252 (curly quotes in 0x80-0x9f).
-        cs = "cp1252"
+        codec = cs = "cp1252"
     try:
-        return raw.decode(cs)
+        text = raw.decode(codec)
+        return _scrub(text, defects, what) if codec in _SURROGATE_CODECS else text
     except UnicodeDecodeError:
         fallback = _fallback(raw)
         defects.append(f"{what}: bytes invalid in declared charset {cs}, decoded as {fallback}")
@@ -187,6 +267,53 @@ def decode_bytes(raw: bytes, charset: str, defects: list[str], what: str) -> str
         fallback = _fallback(raw)
         defects.append(f"{what}: charset {cs[:40]!r} is not a text encoding, decoded as {fallback}")
         return raw.decode(fallback, errors="replace")
+
+
+#: Codecs that can decode to lone surrogates, which UTF-8 (SQLite, JSON) cannot store.
+_SURROGATE_CODECS = frozenset({"utf-7", "unicode-escape", "raw-unicode-escape"})
+_CODEC_PUNCT = re.compile(r"[^0-9a-z.]+")
+
+
+def _known_codecs() -> frozenset[str]:
+    """Every codec name and alias of the standard library, normalised as `_codec` does."""
+    import encodings
+    import encodings.aliases
+    import pkgutil
+
+    names = set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())
+    names.update(m.name for m in pkgutil.iter_modules(encodings.__path__))
+    return frozenset(_CODEC_PUNCT.sub("_", n.lower()).strip("_") for n in names)
+
+
+_KNOWN_CODECS = _known_codecs()
+
+
+@functools.lru_cache(maxsize=512)
+def _codec(charset: str) -> str | None:
+    """Python's name for a (lower-cased) charset, None if the standard library has no such codec.
+
+    Unknown names never reach codecs.lookup, which would try to import a module for each one and
+    remember every miss: a stream of made-up charsets would cost time and memory for good.
+    """
+    if len(charset) > 40:
+        return None
+    norm = _CODEC_PUNCT.sub("_", charset).strip("_")
+    if norm not in _KNOWN_CODECS and norm.replace(".", "_") not in _KNOWN_CODECS:
+        return None
+    try:
+        return codecs.lookup(charset).name
+    except (LookupError, ValueError, TypeError):
+        return None
+
+
+def _scrub(text: str, defects: list[str], what: str) -> str:
+    """`text` without lone surrogates (UTF-7 and the escape codecs can make them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        defects.append(f"{what}: lone surrogates replaced")
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _fallback(raw: bytes) -> str:
@@ -213,14 +340,15 @@ def _header_str(raw: bytes, name: str, defects: list[str], hint: str = "") -> st
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if hint and hint not in ("us-ascii", "ascii", "utf-8"):
+    codec = _codec(hint) if hint and hint not in ("us-ascii", "ascii", "utf-8") else None
+    if codec is not None:
         try:
-            text = raw.decode(hint)
+            text = raw.decode(codec)
         except (LookupError, ValueError, TypeError):
             pass
         else:
-            defects.append(f"8-bit {name} header: decoded as {hint} (the body's charset)")
-            return text
+            defects.append(f"8-bit {name} header: decoded as {hint[:40]} (the body's charset)")
+            return _scrub(text, defects, name) if codec in _SURROGATE_CODECS else text
     defects.append(f"8-bit {name} header: decoded as windows-1252")
     return raw.decode("cp1252", errors="replace")
 
@@ -252,9 +380,27 @@ def _b64(raw: bytes) -> bytes:
     return binascii.a2b_base64(raw)
 
 
-def _addresses(values: list[str], defects: list[str]) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) pairs; names RFC 2047 decoded."""
+# An address-looking word; the lookbehind makes it start only where a word starts, so 64 KB
+# without an "@" is scanned once, not once per character.
+_ADDR_SPEC = re.compile(r'(?<![^\s<>()\[\],;:"@])[^\s<>()\[\],;:"@]+@[^\s<>()\[\],;:"@]+')
+
+
+def _addresses(
+    values: list[str], defects: list[str], cap: int = ADDRESS_CAP
+) -> list[tuple[str, str]]:
+    """(display name, lower-cased address) pairs; names RFC 2047 decoded.
+
+    At most MAX_RECIPIENTS; a header longer than `cap` is only scanned for addresses.
+    """
     out: list[tuple[str, str]] = []
+    size = sum(map(len, values))
+    if size > cap:
+        found = _ADDR_SPEC.finditer(" ".join(values))
+        addresses = dict.fromkeys(m.group().lower() for m in islice(found, MAX_RECIPIENTS))
+        defects.append(
+            f"address header of {size // 1024} KB: read {len(addresses)} addresses, no names"
+        )
+        return [("", a) for a in addresses]
     try:
         pairs = getaddresses(values)
     except Exception:  # getaddresses has raised on hostile input in some Python versions
@@ -266,6 +412,9 @@ def _addresses(values: list[str], defects: list[str]) -> list[tuple[str, str]]:
             continue
         if addr and "@" not in addr and " " in addr:
             continue  # a group name or junk, not an address
+        if len(out) == MAX_RECIPIENTS:
+            defects.append(f"more than {MAX_RECIPIENTS} addresses in a header: the rest ignored")
+            break
         out.append((_WS.sub(" ", decode_words(name, defects)).strip().strip("\"'"), addr))
     return out
 
@@ -275,26 +424,44 @@ def normalise_subject(subject: str) -> str:
     return _WS.sub(" ", _RE_PREFIX.sub("", subject)).strip().lower()
 
 
-def _split_quoted(value: str) -> list[str]:
-    """Split on semicolons outside double quotes."""
+# One parameter: text and quoted strings up to a semicolon outside quotes (a quote left open
+# runs to the end). Matching a whole parameter at once keeps the loop in C whatever the quotes.
+_PARAM_TEXT = re.compile(r'(?:[^;"]+|"[^"]*"?)*')
+_CONTINUED = re.compile(r"([^*]+)\*(\d{1,4})?(\*)?")  # RFC 2231: name*0*=, name*1=, name*=
+
+
+def _split_quoted(value: str, limit: int) -> list[str]:
+    """Split on semicolons outside double quotes, into at most `limit` parts."""
     parts: list[str] = []
-    buf: list[str] = []
-    quoted = False
-    for ch in value:
-        if ch == '"':
-            quoted = not quoted
-        if ch == ";" and not quoted:
-            parts.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    parts.append("".join(buf))
+    pos = 0
+    while len(parts) < limit:
+        m = _PARAM_TEXT.match(value, pos)
+        parts.append(m.group() if m else "")
+        pos = m.end() if m else len(value)
+        if pos >= len(value):
+            break
+        pos += 1  # the semicolon
     return parts
 
 
-def _params(value: str) -> tuple[str, dict[str, str]]:
-    """Split `type/sub; a=1; b="x; y"` into ("type/sub", {a: 1, b: "x; y"}), RFC 2231 aware."""
-    parts = value.split(";") if '"' not in value else _split_quoted(value)
+def _params(value: str, defects: list[str] | None = None) -> tuple[str, dict[str, str]]:
+    """Split `type/sub; a=1; b="x; y"` into ("type/sub", {a: 1, b: "x; y"}), RFC 2231 aware.
+
+    Reads at most PARAM_CAP characters and MAX_PARAMS parameters (`defects` says so).
+    """
+    cut: list[str] = []
+    if len(value) > PARAM_CAP:
+        value = value[:PARAM_CAP]
+        cut.append(f"MIME header longer than {PARAM_CAP} characters: cut")
+    if '"' not in value:
+        parts = value.split(";", MAX_PARAMS + 1)
+    else:
+        parts = _split_quoted(value, MAX_PARAMS + 2)
+    if len(parts) > MAX_PARAMS + 1:
+        parts = parts[: MAX_PARAMS + 1]
+        cut.append(f"more than {MAX_PARAMS} MIME parameters: the rest ignored")
+    if cut and defects is not None:
+        defects.extend(cut)
     main = parts[0].strip().lower()
     params: dict[str, str] = {}
     continued: dict[str, list[tuple[int, str, bool]]] = {}
@@ -305,7 +472,7 @@ def _params(value: str) -> tuple[str, dict[str, str]]:
         key, val = key.strip().lower(), val.strip()
         if len(val) >= 2 and val[0] == val[-1] == '"':
             val = val[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        m = re.fullmatch(r"([^*]+)\*(\d+)?(\*)?", key)
+        m = _CONTINUED.fullmatch(key)
         if m is None:
             params.setdefault(key, val)
         else:
@@ -330,9 +497,13 @@ def _params(value: str) -> tuple[str, dict[str, str]]:
 # --- bodies ------------------------------------------------------------------------------------
 
 _IMG = re.compile(rb"<img\b", re.I)
-_HREF = re.compile(rb"<a\b[^>]*\bhref", re.I)
+# [^<>] rather than [^>]: each "<a" then scans only up to the next tag, so 100,000 "<a " without
+# a ">" cost linear time, not quadratic.
+_HREF = re.compile(rb"<a\b[^<>]*\bhref", re.I)
+_TAG = re.compile(r"<[^<>]*>")
+_BLANKS = re.compile(rb"[ \t]*")
 _URL = re.compile(r"\bhttps?://", re.I)
-_XML_DECL = re.compile(r"^\s*<\?xml[^>]*>", re.I)
+_XML_DECL = re.compile(r"^(?:\s*<\?xml[^>]*>)+", re.I)
 
 
 _B64_PREFIX = re.compile(rb"[A-Za-z0-9+/\s]*")
@@ -366,21 +537,25 @@ def _decode_transfer(raw: bytes, cte: str, defects: list[str]) -> bytes:
 
 
 def html_to_text(html: str) -> tuple[str, int, int]:
-    """(text, link count, image count) of an HTML document, scripts and styles dropped."""
+    """(text, link count, image count) of an HTML document, scripts and styles dropped.
+
+    Callers cap the document at HTML_CAP; the BeautifulSoup fallback reads SOUP_CAP of it.
+    """
     html = _XML_DECL.sub("", html, count=1)  # lxml refuses str input with an encoding declaration
-    if not html.strip():
+    if not html or html.isspace():
         return "", 0, 0
     try:
         return _html_lxml(html)
     except Exception:  # lxml gives up on some broken documents; BeautifulSoup is more forgiving
-        return _html_soup(html)
+        return _html_soup(html[:SOUP_CAP])
 
 
 def _html_lxml(html: str) -> tuple[str, int, int]:
-    import lxml.html
     from lxml import etree
 
-    doc = lxml.html.document_fromstring(html, parser=_LXML_PARSER)
+    doc = etree.fromstring(html, _LXML_PARSER)
+    if doc is None:  # nothing but comments and blanks (lxml.html would raise "Document is empty")
+        return "", 0, 0
     links = len(doc.xpath("//a[@href]"))
     images = len(doc.xpath("//img"))
     etree.strip_elements(doc, "script", "style", "template", etree.Comment, with_tail=False)
@@ -400,9 +575,10 @@ def _html_soup(html: str) -> tuple[str, int, int]:
 
 
 def _make_lxml_parser() -> object:
-    import lxml.html
+    from lxml import etree
 
-    return lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    # etree's parser, not lxml.html's: that one looks up a Python class for every element.
+    return etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
 
 
 _LXML_PARSER = _make_lxml_parser()
@@ -436,6 +612,14 @@ class _Parser:
         # Set once an HTML part gave link counts, so URLs in the plain text are not counted too.
         self.html_link_counted = False
         self.hint = ""  # the top-level charset, for decoding raw 8-bit headers
+        self.header_lines = MAX_HEADER_LINES  # left to read, over the message and its parts
+        self.lookalikes = MAX_LOOKALIKES  # lines starting "--boundary" that are not delimiters
+
+    def split(self, data: bytes) -> tuple[dict[str, list[bytes]], bytes, list[str]]:
+        """`split_headers` within what is left of MAX_HEADER_LINES."""
+        headers, body, defects, used = _split_headers(data, self.header_lines)
+        self.header_lines -= used
+        return headers, body, defects
 
     def header(self, headers: dict[str, list[bytes]], name: str) -> str:
         values = headers.get(name)
@@ -447,7 +631,10 @@ class _Parser:
         data = self.data
         if not data:
             return Message(key=self.key, defects=("empty message",))
-        headers, body, defects = split_headers(data)
+        if len(data) > MESSAGE_CAP:
+            data = data[:MESSAGE_CAP]
+            self.defects.append(f"message larger than {MESSAGE_CAP // 2**20} MB: the rest skipped")
+        headers, body, defects = self.split(data)
         self.defects.extend(defects)
         if not headers:
             self.defects.append("no headers")
@@ -457,25 +644,30 @@ class _Parser:
         h = self.header
         d = self.defects
 
-        senders = _addresses([h(headers, "from")], d) if "from" in headers else []
+        senders = _addresses([h(headers, "from")], d, SENDER_CAP) if "from" in headers else []
         if not senders and "sender" in headers:
-            senders = _addresses([h(headers, "sender")], d)
+            senders = _addresses([h(headers, "sender")], d, SENDER_CAP)
         sender_name, sender = senders[0] if senders else ("", "")
         to = tuple(a for _, a in _addresses([h(headers, "to")], d) if a) if "to" in headers else ()
         cc = tuple(a for _, a in _addresses([h(headers, "cc")], d) if a) if "cc" in headers else ()
-        reply = _addresses([h(headers, "reply-to")], d) if "reply-to" in headers else []
-        subject = _WS.sub(" ", decode_words(h(headers, "subject"), d)).strip()
+        reply = _addresses([h(headers, "reply-to")], d, SENDER_CAP) if "reply-to" in headers else []
+        raw_subject = h(headers, "subject")
+        if len(raw_subject) > SUBJECT_CAP:
+            raw_subject = raw_subject[:SUBJECT_CAP]
+            d.append(f"Subject longer than {SUBJECT_CAP} characters: cut")
+        subject = _WS.sub(" ", decode_words(raw_subject, d)).strip()
 
         date = None
         raw_date = h(headers, "date")
         if raw_date:
-            date = self.parse_date(raw_date)
+            date = self.parse_date(raw_date[:SUBJECT_CAP])
 
         raw_id = "".join(h(headers, "message-id").split())  # "< a@b >" is still <a@b>
         ids = _MSGID.findall(raw_id)
         message_id = ids[0] if ids else raw_id[:200]
         irt = _MSGID.findall(h(headers, "in-reply-to"))
         refs = tuple(_MSGID.findall(h(headers, "references")))[-20:]
+        list_id = h(headers, "list-id")[:SUBJECT_CAP]
 
         self.walk(headers, body, 0)
         text = "\n".join(self.plain)
@@ -503,13 +695,13 @@ class _Parser:
             link_count=self.link_count,
             image_count=self.image_count,
             list_unsubscribe="list-unsubscribe" in headers,
-            list_id=_WS.sub(" ", decode_words(h(headers, "list-id"), d)).strip()[:200],
+            list_id=_WS.sub(" ", decode_words(list_id, d)).strip()[:200],
             precedence=h(headers, "precedence").strip().lower()[:40],
             auto_submitted=h(headers, "auto-submitted").strip().lower()[:40],
             in_reply_to=irt[0] if irt else "",
             references=refs,
             attachments=tuple(self.attachments),
-            size=len(data),
+            size=len(self.data),
             defects=tuple(dict.fromkeys(self.defects)),  # same defect in 50 parts: say it once
         )
 
@@ -562,7 +754,7 @@ class _Parser:
                 self.defects.append("MIME nesting too deep: inner parts skipped")
                 return
             inner = _decode_transfer(body[:PART_CAP], part.cte, self.defects)
-            inner_headers, inner_body, defects = split_headers(inner)
+            inner_headers, inner_body, defects = self.split(inner)
             self.defects.extend(defects)
             self.walk(inner_headers, inner_body, depth + 1)
             return
@@ -579,7 +771,7 @@ class _Parser:
 
     def count_html(self, body: bytes) -> None:
         """Link and image counts of an HTML alternative that is not converted to text."""
-        raw = body[:PART_CAP]
+        raw = body[:HTML_CAP]
         self.link_count += len(_HREF.findall(raw))
         self.image_count += len(_IMG.findall(raw))
         self.html_link_counted = True
@@ -587,14 +779,14 @@ class _Parser:
     def describe(self, headers: dict[str, list[bytes]], body: bytes) -> _Part:
         ct_raw = self.header(headers, "content-type")
         if ct_raw:
-            content_type, params = _params(ct_raw)
+            content_type, params = _params(ct_raw, self.defects)
             if "/" not in content_type:
                 self.defects.append(f"unreadable Content-Type {content_type[:40]!r}: read as text")
                 content_type = "text/plain"
         else:
             content_type, params = "text/plain", {}
         disp_raw = self.header(headers, "content-disposition")
-        disposition, dparams = _params(disp_raw) if disp_raw else ("", {})
+        disposition, dparams = _params(disp_raw, self.defects) if disp_raw else ("", {})
         filename = dparams.get("filename") or params.get("name") or ""
         filename = decode_words(filename, self.defects).strip()[:200]
         cte = self.header(headers, "content-transfer-encoding").strip().lower()
@@ -603,35 +795,64 @@ class _Parser:
     def split_multipart(
         self, body: bytes, boundary: str
     ) -> Iterator[tuple[dict[str, list[bytes]], bytes]]:
-        delim = re.compile(
-            rb"(?:^|\r?\n)--" + re.escape(boundary.encode("utf-8", "replace")) + rb"(--)?[ \t]*"
-            rb"(?=\r?\n|$)"
-        )
-        pos = None
+        """The parts of a multipart body: at most one more than MAX_PARTS leaves, so that `walk`
+        records the cut without this splitting 100,000 parts first."""
+        # bytes.find, not a regular expression: compiling one per boundary costs more than
+        # parsing a whole message, and find skips to the next "--boundary" at C speed.
+        marker = b"--" + boundary.encode("utf-8", "replace")
+        line_marker = b"\n" + marker
+        room = MAX_PARTS - self.parts_seen + 1
+        size = len(body)
+        pos = None  # where the current part starts
         closed = False
-        for m in delim.finditer(body):
+        search = 0
+        i: int | None = 0 if body.startswith(marker) else None  # a marker at a line start
+        while room > 0:
+            if i is None:
+                nl = body.find(line_marker, search)
+                if nl < 0:
+                    break
+                i = nl + 1
+            search = i + len(marker)
+            # A delimiter is the marker, "--" if it is the last one, blanks, then the line end.
+            last = body.startswith(b"--", search)
+            blanks = _BLANKS.match(body, search + 2 if last else search)
+            end = blanks.end() if blanks else search
+            if end < size and body[end] != 10 and not body.startswith(b"\r\n", end):  # 10: "\n"
+                i = None
+                self.lookalikes -= 1
+                if self.lookalikes < 0:  # each costs a turn of this loop: bound them
+                    self.defects.append(
+                        f"more than {MAX_LOOKALIKES} lines look like MIME boundaries: "
+                        "the rest read as one part"
+                    )
+                    break
+                continue
             if pos is not None:
-                part = body[pos : m.start()]
-                yield self.entity(part)
-            if m.group(1):
+                start = i - 2 if i > 1 and body[i - 2] == 13 else max(i - 1, 0)  # 13: "\r"
+                yield self.entity(body[pos:start])
+                room -= 1
+            if last:
                 closed = True
                 break
-            nl = body.find(b"\n", m.end())
-            pos = nl + 1 if nl >= 0 else len(body)
+            nl = body.find(b"\n", end)
+            pos = nl + 1 if nl >= 0 else size
+            i = None
         if pos is None:
             self.defects.append("multipart boundary not found: body read as text")
             yield {"content-type": [b"text/plain"]}, body
             return
-        if not closed:
-            self.defects.append("truncated multipart (no closing boundary)")
+        if not closed and room > 0:
+            if self.lookalikes >= 0:
+                self.defects.append("truncated multipart (no closing boundary)")
             rest = body[pos:]
-            if rest.strip():
+            if rest and not rest.isspace():
                 yield self.entity(rest)
 
     def entity(self, raw: bytes) -> tuple[dict[str, list[bytes]], bytes]:
         if raw.startswith((b"\n", b"\r\n")):  # a part with no headers: text/plain by default
             return {}, raw.split(b"\n", 1)[1]
-        headers, body, defects = split_headers(raw)
+        headers, body, defects = self.split(raw)
         self.defects.extend(defects)
         return headers, body
 
@@ -645,11 +866,14 @@ class _Parser:
         raw = _decode_transfer(body, part.cte, self.defects)
         text = decode_bytes(raw, part.params.get("charset", ""), self.defects, part.content_type)
         if part.content_type == "text/html":
+            if len(text) > HTML_CAP:
+                text = text[:HTML_CAP]
+                self.defects.append(f"HTML longer than {HTML_CAP // 1024}K characters: cut")
             try:
                 text, links, images = html_to_text(text)
             except Exception:  # lxml and bs4 both failed: keep the text, not the tags
                 self.defects.append("unreadable HTML: tags stripped")
-                text, links, images = _WS.sub(" ", re.sub(r"<[^>]*>", " ", text)), 0, 0
+                text, links, images = _WS.sub(" ", _TAG.sub(" ", text)), 0, 0
             self.link_count += links
             self.image_count += images
             self.html_link_counted = True

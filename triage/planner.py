@@ -17,7 +17,7 @@ from triage.config import AccountConfig
 from triage.errors import ModelError
 from triage.learn import SenderMemory
 from triage.mailbox.base import header_block
-from triage.message import DIGEST_ID_PREFIX, Message
+from triage.message import DIGEST_ID_PREFIX, UNREADABLE, Message
 from triage.model import KEEP, Prediction, TriageModel
 
 # Why a message goes where it goes.
@@ -30,6 +30,7 @@ MODEL = "model"
 BELOW_THRESHOLD = "below-threshold"
 MODEL_KEEP = "model-keep"
 DIGEST = "digest"
+UNREADABLE_MAIL = "unreadable"
 
 
 def header_hash(data: bytes) -> str:
@@ -85,6 +86,8 @@ class Planner:
     def rule_for(self, message: Message) -> tuple[str, str] | None:
         """A decision made before the model, as (destination, reason), or None."""
         sender = message.sender
+        if message.defects and message.defects[0].startswith(UNREADABLE):
+            return self.inbox, UNREADABLE_MAIL  # nothing to decide on: leave it to the buyer
         if message.message_id.startswith(DIGEST_ID_PREFIX):
             return self.inbox, DIGEST  # triage's own weekly digest
         if from_own_domain(message, self.account.own_domains) or (

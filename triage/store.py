@@ -422,15 +422,21 @@ class Store:
 
     def filed_before(self, account: str, header_hashes: Sequence[str]) -> set[str]:
         """Header hashes of messages triage has filed (moved) before, in any run."""
+        return self._matching(
+            "SELECT header_hash FROM filings WHERE account=? AND state IN (?, ?, ?) AND "
+            "header_hash IN ({marks})",
+            (account, DONE, INTENT, UNDONE),
+            header_hashes,
+        )
+
+    def _matching(self, sql: str, params: tuple[Any, ...], values: Sequence[str]) -> set[str]:
+        """The first column of `sql` for `values`, 400 at a time (SQLite's limit on variables):
+        `sql` ends with "IN ({marks})" and takes `params`, then the values."""
         found: set[str] = set()
-        for start in range(0, len(header_hashes), 400):
-            chunk = header_hashes[start : start + 400]
-            rows = self.db.execute(
-                f"SELECT header_hash FROM filings WHERE account=? AND state IN (?, ?, ?) AND "
-                f"header_hash IN ({','.join('?' * len(chunk))})",
-                (account, DONE, INTENT, UNDONE, *chunk),
-            ).fetchall()
-            found.update(row[0] for row in rows)
+        for start in range(0, len(values), 400):
+            chunk = values[start : start + 400]
+            query = sql.format(marks=",".join("?" * len(chunk)))
+            found.update(row[0] for row in self.db.execute(query, (*params, *chunk)))
         return found
 
     # -- filings --------------------------------------------------------------------------------
@@ -575,18 +581,12 @@ class Store:
         examples = [Example(*row) for row in rows]
         if not confirmed_only:
             return examples
-        filed = [e.header_hash for e in examples if e.kind == FILED]
-        done: set[str] = set()
-        for start in range(0, len(filed), 400):
-            chunk = filed[start : start + 400]
-            done.update(
-                row[0]
-                for row in self.db.execute(
-                    f"SELECT header_hash FROM filings WHERE account=? AND state=? AND "
-                    f"header_hash IN ({','.join('?' * len(chunk))})",
-                    (account, DONE, *chunk),
-                )
-            )
+        done = self._matching(
+            "SELECT header_hash FROM filings WHERE account=? AND state=? AND "
+            "header_hash IN ({marks})",
+            (account, DONE),
+            [e.header_hash for e in examples if e.kind == FILED],
+        )
         return [e for e in examples if e.kind != FILED or e.header_hash in done]
 
     def corrections(self, account: str) -> list[tuple[str, str]]:
@@ -733,18 +733,11 @@ class Store:
         return fresh
 
     def _known_mail(self, account: str, header_hashes: Sequence[str]) -> set[str]:
-        known: set[str] = set()
-        for start in range(0, len(header_hashes), 400):
-            chunk = header_hashes[start : start + 400]
-            known.update(
-                row[0]
-                for row in self.db.execute(
-                    f"SELECT header_hash FROM mail WHERE account=? AND "
-                    f"header_hash IN ({','.join('?' * len(chunk))})",
-                    (account, *chunk),
-                )
-            )
-        return known
+        return self._matching(
+            "SELECT header_hash FROM mail WHERE account=? AND header_hash IN ({marks})",
+            (account,),
+            header_hashes,
+        )
 
     def move_mail(self, account: str, places: Sequence[tuple[str, str, str]]) -> None:
         """(header hash, folder, role): where kept messages are now (the buyer moved them, or
