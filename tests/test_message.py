@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from triage.message import TEXT_CAP, Attachment, Message, normalise_subject, parse
+from triage.message import (
+    TEXT_CAP,
+    Attachment,
+    Message,
+    _simple_addresses,
+    normalise_subject,
+    parse,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 
@@ -291,3 +299,39 @@ def test_parse_never_raises_on_mail_like_bytes(pieces: list[bytes]) -> None:
     assert isinstance(m, Message)
     assert all(isinstance(d, str) for d in m.defects)
     assert not any(d.startswith("unreadable message") for d in m.defects), m.defects
+
+
+# -- the fast path for plain address lists ---------------------------------------------------------
+
+_LOCAL = st.from_regex(r"[a-zA-Z0-9+_'=-]{1,8}(\.[a-z0-9+_-]{1,8})?", fullmatch=True)
+_DOMAIN = st.from_regex(r"[a-z0-9-]{1,8}(\.[a-z0-9-]{1,8}){0,2}", fullmatch=True)
+_NAME_CHARS = st.text(alphabet="abcdefgh XYZ.-'=?_éü0123456789", max_size=20)
+_ADDRESS = st.builds(lambda local, domain: f"{local}@{domain}", _LOCAL, _DOMAIN)
+_ENTRY = st.one_of(
+    _ADDRESS,
+    st.builds(lambda name, addr: f"{name} <{addr}>", _NAME_CHARS, _ADDRESS),
+    st.builds(lambda name, addr: f"{name}<{addr}>", _NAME_CHARS, _ADDRESS),
+)
+
+
+def _normalised(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(" ".join(name.split()), addr) for name, addr in pairs if name or addr]
+
+
+@given(st.lists(_ENTRY, min_size=1, max_size=6), st.sampled_from([",", ", ", " ,  "]))
+@settings(max_examples=400, deadline=None)
+def test_plain_address_lists_read_as_the_stdlib_reads_them(
+    entries: list[str], separator: str
+) -> None:
+    value = separator.join(entries)
+    fast = _simple_addresses([value])
+    assert fast is not None
+    assert _normalised(fast) == _normalised(getaddresses([value]))
+
+
+@given(st.text(alphabet='abc@<>, "();:.\\[]=?é\t', max_size=40))
+@settings(max_examples=600, deadline=None)
+def test_the_fast_path_agrees_with_the_stdlib_or_steps_aside(value: str) -> None:
+    fast = _simple_addresses([value])
+    if fast is not None:
+        assert _normalised(fast) == _normalised(getaddresses([value])), value
