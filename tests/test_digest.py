@@ -245,6 +245,18 @@ def test_partner_threads_waiting_for_the_buyers_reply() -> None:
     assert [t.subject for t in acme.awaiting_reply] == ["Quote"]
 
 
+def test_a_partner_whose_newsletter_went_to_the_generic_bucket_is_still_the_partner() -> None:
+    notice = mail("r1", at(3), name="Ann Rep")
+    letter = mail("n1", at(1), role=weekly.GENERIC, folder="Vendors/Generic", name="Acme News",
+                  bulk=True)  # fmt: skip
+    renewal = fact("renewal", ACME, at(3), due=(END + timedelta(days=20)).date(),
+                   detail="subscription renews", status="expires")  # fmt: skip
+    d = build([notice, letter, mail("n0", at(2), name="Acme News", bulk=True)],
+              facts_of(notice, renewal))  # fmt: skip
+    assert [(f.name, f.kind) for f in d.flags] == [("Acme", weekly.RENEWAL)]
+    assert d.partners[0].flags == d.flags
+
+
 def test_partner_names_come_from_the_folder_name() -> None:
     records = [
         mail("a1", at(1), folder="Vendors/Acme Inc."),

@@ -379,12 +379,17 @@ def build(
 
 
 def _vendor_places(mail: Sequence[MailRecord]) -> dict[str, tuple[str, str]]:
-    """vendor -> (folder, role) of its latest message."""
-    out: dict[str, tuple[str, str]] = {}
+    """vendor -> (folder, role): the partner folder of its latest message filed as a partner's,
+    else where its latest message is. A partner stays a partner when the buyer sends one of
+    its newsletters to the generic bucket."""
+    latest: dict[str, tuple[str, str]] = {}
+    partner: dict[str, tuple[str, str]] = {}
     for m in mail:  # oldest first: the latest wins
         if m.role != SENT and m.vendor:
-            out[m.vendor] = (m.folder, m.role)
-    return out
+            latest[m.vendor] = (m.folder, m.role)
+            if m.role == PARTNER:
+                partner[m.vendor] = (m.folder, m.role)
+    return {**latest, **partner}
 
 
 def _display_names(mail: Sequence[MailRecord]) -> dict[str, str]:
