@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import dataclasses
 import grp
+import imaplib
 import itertools
 import logging
 import os
@@ -191,7 +192,8 @@ class DovecotServer:
     Keyword arguments choose the variant: `tls` serves a self-signed certificate for
     localhost/127.0.0.1 (`cert_file`, usable as a CA file) on `imaps_port` and via STARTTLS on
     `port`; `capabilities_without` and `idle=False` leave capabilities out of what is advertised
-    (Dovecot still accepts the commands: clients must go by the advertisement).
+    (Dovecot still accepts the commands: clients must go by the advertisement); `quota` loads
+    the quota plugin (no limit until `set_quota` gives a user's folder one).
     """
 
     def __init__(
@@ -203,6 +205,7 @@ class DovecotServer:
         default_user: str = "triage",
         default_password: str = "triage-password",
         tmp_parent: str | os.PathLike[str] | None = None,
+        quota: bool = False,
     ) -> None:
         """Describe a server; nothing runs until `start()` (or `with`)."""
         removed = {c.upper() for c in capabilities_without} | (set() if idle else {"IDLE"})
@@ -213,6 +216,7 @@ class DovecotServer:
                 f"(it has {' '.join(DOVECOT_CAPABILITIES)})"
             )
         self.tls = tls
+        self.quota = quota
         self.removed_capabilities: frozenset[str] = frozenset(removed)
         #: The explicit `imap_capability`, or None when Dovecot's default list is served.
         self.capabilities: tuple[str, ...] | None = (
@@ -379,11 +383,57 @@ class DovecotServer:
                     )
             # One passwd-file per user and mechanism: Dovecot re-reads a changed passwd-file at
             # most once a second, but opens a file it has not seen before at once.
-            self._write_file(self._path("auth", "password", name), f"{name}:{{PLAIN}}{password}\n")
-            self._write_file(self._path("auth", "token", name), f"{name}:{{PLAIN}}{oauth_token}\n")
             user = DovecotUser(name, password, oauth_token)
+            self._write_passdb(user)
             self.users[name] = user
             return user
+
+    def _write_passdb(self, user: DovecotUser, extra_fields: str = "") -> None:
+        """The user's passwd-file lines (extra fields are passdb/userdb settings)."""
+        suffix = f"::::::{extra_fields}" if extra_fields else ""
+        for mech, secret in (("password", user.password), ("token", user.oauth_token)):
+            line = f"{user.name}:{{PLAIN}}{secret}{suffix}\n"
+            self._write_file(self._path("auth", mech, user.name), line)
+
+    def set_quota(self, user: DovecotUser | str, *folders: str) -> None:
+        """Make these folders of `user` full (on a server made with `quota=True`): Dovecot then
+        answers COPY and APPEND into them with NO [OVERQUOTA]; no folders lifts it. Returns
+        once a new login sees the change (sessions already logged in keep what they had).
+
+        Dovecot never refuses a MOVE for quota within one quota root: moving cannot raise the
+        usage (quota_move_requires_check in its quota plugin), so MOVE still goes through.
+        """
+        if not self.quota:
+            raise DovecotError("set_quota needs a server made with quota=True")
+        account = self.account(user)
+        # A limit of 1 byte for each folder (rules for one mailbox are relative to the
+        # user's): it is over quota from its first message. Extra fields are split at spaces,
+        # so a name is a mask with "?" for anything but plain characters.
+        rules = [
+            f"userdb_quota_rule{n}={re.sub(r'[^A-Za-z0-9/_-]', '?', folder)}"
+            f":storage=-{(1 << 30) - 1}B"
+            for n, folder in enumerate(folders, start=2)
+        ]
+        extra = " ".join(["userdb_quota_rule=*:storage=1G", *rules]) if folders else ""
+        self._write_passdb(self.users[account.user], extra)
+        # Dovecot looks at a changed passwd-file at most once a second: wait for a login that
+        # reports the user's limit (GETQUOTAROOT) as it should now be.
+        deadline = time.monotonic() + _START_TIMEOUT
+        while self._quota_limited(account) != bool(folders):
+            if time.monotonic() > deadline:
+                raise DovecotError(f"the quota of {account.user} did not change within 10 s")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _quota_limited(account: ImapAccount) -> bool:
+        imap = imaplib.IMAP4(account.host, account.port, timeout=10)
+        try:
+            imap.login(account.user, account.password)
+            imap._simple_command("GETQUOTAROOT", "INBOX")
+            return bool(imap.untagged_responses.pop("QUOTA", None))
+        finally:
+            with contextlib.suppress(Exception):
+                imap.logout()
 
     def new_account(self, prefix: str = "user") -> ImapAccount:
         """Add a fresh, uniquely named user and return how to reach it over plain IMAP."""
@@ -568,6 +618,15 @@ class DovecotServer:
         capability = (
             f"imap_capability = {' '.join(self.capabilities)}\n" if self.capabilities else ""
         )
+        quota = (
+            "mail_plugins = $mail_plugins quota\n"
+            "protocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
+            # The count backend keeps usage in the index; no limit unless a user's passdb
+            # entry sets quota rules (set_quota).
+            "plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n}\n"
+            if self.quota
+            else ""
+        )
         mailboxes = "".join(
             f"  mailbox {name} {{\n    special_use = {flag}\n    auto = subscribe\n  }}\n"
             for name, flag in SPECIAL_FOLDERS.items()
@@ -590,7 +649,7 @@ auth_failure_delay = 0
 mail_max_userip_connections = 1000
 mail_location = maildir:{root}/mail/%u
 mail_fsync = never
-{capability}
+{capability}{quota}
 namespace inbox {{
   inbox = yes
   separator = /

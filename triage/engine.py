@@ -153,21 +153,21 @@ def role_of(folders: FolderConfig, folder: str) -> str:
 def digest_records(
     account: AccountConfig, items: Iterable[tuple[Message, str, str]], *, seen: datetime
 ) -> tuple[list[MailRecord], list[FactRecord]]:
-    """What the digest keeps of each (message, header hash, folder it is filed in): vendor mail
-    with the facts found in it; mail left in the inbox only as a count."""
+    """What the digest keeps of each (message, header hash, folder it is in), with the facts
+    found in it: also of mail left in the inbox (a vendor's termination notice triage was not
+    sure enough to file still gets flagged, and a colleague's mail counts only for what it
+    forwards from a vendor)."""
+    # "@domain" entries make facts.extract treat mail from the buyer's domains as internal.
+    buyer = (*account.own_addresses, *(f"@{domain}" for domain in account.own_domains))
     records: list[MailRecord] = []
     found: list[FactRecord] = []
     for message, digest, folder in items:
         role = role_of(account.folders, folder)
         records.append(weekly.mail_record(message, digest, folder, role, seen=seen))
-        if role != weekly.KEEP:
-            facts = extract_facts(
-                message,
-                buyer_names=account.own_names,
-                buyer_addresses=account.own_addresses,
-                now=seen,
-            )
-            found.extend(weekly.fact_records(digest, facts))
+        facts = extract_facts(
+            message, buyer_names=account.own_names, buyer_addresses=buyer, now=seen
+        )
+        found.extend(weekly.fact_records(digest, facts))
     return records, found
 
 
@@ -551,6 +551,13 @@ class Cycle:
         self, source: str, destination: str, filings: list[Filing]
     ) -> dict[str, list[int]]:
         in_dest = self.locate_filed(destination, filings)
+        if destination not in self.folders():
+            # The buyer renamed it since (a rename keeps the UIDVALIDITY): a copy that landed
+            # before the crash is there, and the original, still in the source on a server
+            # without MOVE, must not be filed a second time.
+            renamed = self._renamed_to(filings)
+            if renamed is not None:
+                in_dest = self.locate_filed(renamed, filings)
         src_state = self.mailbox.select(source)
         in_source: dict[int, int] = {}
         candidates = [f for f in filings if f.source_uidvalidity == src_state.uidvalidity]
@@ -565,6 +572,14 @@ class Cycle:
             in_source = {
                 f.id: f.source_uid for f in candidates if fetched.get(f.source_uid) == f.header_hash
             }
+        # The source's UIDVALIDITY changed since (its old UIDs mean nothing now): look for the
+        # rest there by Message-ID, as locate_filed does, or a message that never left would
+        # be recorded as vanished.
+        for filing in filings:
+            if filing.source_uidvalidity != src_state.uidvalidity and filing.message_id:
+                uids = self.mailbox.search_message_id(filing.message_id)
+                if uids:
+                    in_source[filing.id] = uids[0]
         # In both places: the copy landed but the original was not removed (no-MOVE servers).
         both = [f.id for f in filings if f.id in in_dest and f.id in in_source]
         if both:
@@ -575,11 +590,22 @@ class Cycle:
             VANISHED: [f.id for f in filings if f.id not in in_dest and f.id not in in_source],
         }
 
+    def _renamed_to(self, filings: list[Filing]) -> str | None:
+        """The folder with the UIDVALIDITY the filings' destination had, if there is one."""
+        wanted = {f.dest_uidvalidity for f in filings if f.dest_uidvalidity}
+        for name in sorted(self.folders()) if wanted else ():
+            state = self._unless_gone(name, self.mailbox.status)
+            if state is not None and state.uidvalidity in wanted:
+                return name
+        return None
+
     def locate_filed(self, folder: str, filings: list[Filing]) -> dict[int, int]:
         """Filing id -> UID in `folder` for the filings whose message is there."""
         if folder not in self.folders():
             return {}
-        state = self.mailbox.select(folder)
+        state = self._unless_gone(folder, self.mailbox.select)
+        if state is None:
+            return {}
         found: dict[int, int] = {}
         comparable = [
             f for f in filings if f.dest_uidvalidity == state.uidvalidity and f.dest_uidnext
@@ -610,6 +636,23 @@ class Cycle:
             self.mailbox.create_folder(name)
             self.folders().add(name)
 
+    def _unless_gone(
+        self, folder: str, command: Callable[[str], FolderState]
+    ) -> FolderState | None:
+        """`command(folder)` (STATUS or SELECT), or None when the buyer deleted or renamed the
+        folder since the folders were listed: an everyday event that must not stop `triage
+        run`. Any other refusal is raised."""
+        try:
+            return command(folder)
+        except MailboxError as exc:
+            if exc.retryable:
+                raise
+            self._folders = None
+            if folder in self.folders():
+                raise
+            log.info("%s was deleted or renamed meanwhile", folder)
+            return None
+
     # -- learning from the buyer ------------------------------------------------------------------
 
     def learn_from_buyer(self) -> dict[str, int]:
@@ -625,7 +668,9 @@ class Cycle:
             if role.role not in (PARTNER, GENERIC):
                 continue
             folder = role.folder.name
-            state = self.mailbox.status(folder)  # one round trip when nothing is new
+            state = self._unless_gone(folder, self.mailbox.status)  # one round trip
+            if state is None:
+                continue
             mark = self.store.mark(self.account.name, folder)
             if mark is None and first_run:
                 self.store.set_mark(self.account.name, folder, state.uidvalidity, state.uidnext - 1)
@@ -636,7 +681,8 @@ class Cycle:
                 continue
             else:
                 since = mark.highest_uid
-            self.mailbox.select(folder)
+            if self._unless_gone(folder, self.mailbox.select) is None:
+                continue
             uids = self.mailbox.uids_above(since)
             if uids:
                 for kind, count in self._arrivals(folder, uids).items():
@@ -800,6 +846,7 @@ class Cycle:
         plan = self.planner.plan([m.uid for m in fetched], messages, hashes, filed_before)
         report.read += len(plan)
         report.add(summarise(plan, self.inbox))
+        log_kept(plan, self.inbox)
         if not self.dry_run:
             self._moved_back(plan, hashes)
             self._keep_filed_as_examples(plan)
@@ -878,7 +925,11 @@ class Cycle:
         targets = {}
         for destination in moves:
             self.ensure_folder(destination)
-            targets[destination] = self.mailbox.status(destination)
+            target = self._unless_gone(destination, self.mailbox.status)
+            if target is None:  # gone since the folders were listed: make it anew
+                self.ensure_folder(destination)
+                target = self.mailbox.status(destination)
+            targets[destination] = target
         intents = [
             {
                 "message_id": item.message.message_id,
@@ -960,6 +1011,26 @@ class Cycle:
     def run_id(self) -> int:
         """The run this pass records its work under (recorded when first needed)."""
         return self.start_run()
+
+
+def log_kept(plan: Iterable[Planned], inbox: str) -> None:
+    """Say why each message left in the inbox stays: at INFO for one that could not be read in
+    full (broken or hostile mail is never left without a word), at DEBUG for the others."""
+    for p in plan:
+        if p.moves(inbox):
+            continue
+        defects = p.message.defects
+        log.log(
+            logging.INFO if defects else logging.DEBUG,
+            "%s stays in %s: %s%s",
+            p.message.key,
+            inbox,
+            p.reason,
+            f" (read in part: {'; '.join(defects[:3])}{'; ...' if len(defects) > 3 else ''})"
+            if defects
+            else "",
+            extra={"event": "kept", "uid": p.uid, "reason": p.reason, "defects": list(defects)},
+        )
 
 
 def _open_store(config: Config) -> Store:

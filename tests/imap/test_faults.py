@@ -16,14 +16,10 @@ trials fit in half a minute. The SIGTERM/SIGINT tests start the real `python -m 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import imaplib
 import logging
-import os
 import random
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -36,8 +32,8 @@ from pathlib import Path
 
 import pytest
 from dovecot import DovecotServer, ImapAccount
+from faultlab import Runs, quick_census
 from helpers import census, message_id_of, seed_history, trained_config
-from imapclient import imap_utf7
 from tcpproxy import Direction, TcpProxy
 
 from triage import engine, sample
@@ -53,153 +49,7 @@ INBOX = "INBOX"
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
 
-# The killed runs are forked from this process, which imports everything once; each child
-# runs the real command line, and this parent alone kills and reaps it (so it can never hit a
-# reused pid). Protocol on stdin: "run KILLSPEC|- LOGFILE" then, maybe, "signal N"; it answers
-# "exit CODE" (negative: killed by that signal). A KILLSPEC "module:Class.method:when:N"
-# makes the child SIGKILL itself before or after the N-th call of that method.
-FORK_SERVER = r"""
-import importlib, os, select, signal, sys, traceback
-import imapclient, triage.cli, triage.engine, triage.store, triage.mailbox.imap
-
-ARGV = sys.argv[1:]
-
-def arm(spec):
-    module, attribute, when, nth = spec.split(":")
-    owner_name, method = attribute.split(".")
-    owner = getattr(importlib.import_module(module), owner_name)
-    original, calls = getattr(owner, method), [0]
-
-    def wrapper(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == int(nth) and when == "before":
-            os.kill(os.getpid(), signal.SIGKILL)
-        result = original(*args, **kwargs)
-        if calls[0] == int(nth) and when == "after":
-            os.kill(os.getpid(), signal.SIGKILL)
-        return result
-
-    setattr(owner, method, wrapper)
-
-def child(fd, spec):
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    code = 70
-    try:
-        if spec != "-":
-            arm(spec)
-        sys.argv = ["triage", *ARGV]
-        triage.cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    except BaseException:
-        traceback.print_exc()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-pending = b""
-def command():
-    global pending
-    while b"\n" not in pending:
-        data = os.read(0, 4096)
-        if not data:
-            raise EOFError
-        pending += data
-    line, pending = pending.split(b"\n", 1)
-    return line.decode().split(" ", 2)
-
-def serve():
-    print("ready", flush=True)
-    while True:
-        words = command()
-        if words[0] == "signal":  # for a child that had already finished
-            continue
-        _, spec, log = words
-        # Opened before the fork: a child killed at once still leaves its (empty) log.
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        pid = os.fork()
-        if pid == 0:
-            child(fd, spec)
-        os.close(fd)
-        exited = os.pidfd_open(pid)
-        try:
-            while True:
-                wait = 0 if b"\n" in pending else None
-                readable, _, _ = select.select([exited, 0], [], [], wait)
-                if exited in readable:
-                    break
-                _, signum = command()
-                os.kill(pid, int(signum))  # not reaped yet: the pid is still this child's
-        except EOFError:  # the test is gone: so is its run
-            os.kill(pid, signal.SIGKILL)
-            raise
-        finally:
-            os.close(exited)
-            _, status = os.waitpid(pid, 0)
-        print(f"exit {os.waitstatus_to_exitcode(status)}", flush=True)
-
-try:
-    serve()
-except EOFError:
-    pass
-"""
-
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
-
-
-_LISTED = re.compile(rb'^\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) (?P<name>.+)$')
-_FLAGS = re.compile(rb"FLAGS \((?P<flags>[^)]*)\)")
-
-
-def quick_census(account: ImapAccount) -> dict[str, list[tuple[str, frozenset[bytes]]]]:
-    """What helpers.census returns, read with imaplib and two regexes: the tests here take
-    hundreds of censuses, and imapclient's response parser would make that minutes."""
-    for _attempt in range(5):
-        found = _quick_census(account)
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("the census never read a folder whole")
-
-
-def _quick_census(account: ImapAccount) -> dict[str, list[tuple[str, frozenset[bytes]]]] | None:
-    """None when a folder changed while it was read (a run moving mail meanwhile)."""
-    imap = imaplib.IMAP4(account.host, account.port)
-    found: dict[str, list[tuple[str, frozenset[bytes]]]] = {}
-    try:
-        imap.login(account.user, account.password)
-        _typ, listing = imap.list()
-        for line in listing:
-            assert isinstance(line, bytes)
-            listed = _LISTED.match(line)
-            assert listed, line
-            if b"\\noselect" in listed["flags"].lower():
-                continue
-            raw = listed["name"]
-            name = imap_utf7.decode(raw.strip(b'"'))
-            typ, selected = imap.select(raw.decode("ascii"), readonly=True)
-            assert typ == "OK", (name, selected)
-            exists = int(selected[0] or 0)
-            items: list[tuple[str, frozenset[bytes]]] = []
-            if exists:
-                typ, data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-                for part in data if typ == "OK" else ():
-                    if isinstance(part, tuple):
-                        flags = _FLAGS.search(part[0])
-                        assert flags, part
-                        message_id = part[1].decode().split(":", 1)[1].strip()
-                        items.append(
-                            (message_id, frozenset(flags["flags"].split()) - {b"\\Recent"})
-                        )
-            if len(items) != exists:
-                return None
-            found[name] = items
-    finally:
-        with contextlib.suppress(Exception):
-            imap.logout()
-    return found
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -375,83 +225,6 @@ def make_bench(
 
 
 # -- killed runs --------------------------------------------------------------------------------
-
-
-class Runs:
-    """Starts `triage -v --config CFG run --once` processes forked from a ready fork server."""
-
-    def __init__(self, config_path: Path, logs: Path) -> None:
-        self.logs = logs
-        self.count = 0
-        # One BLAS thread: forking a process whose pools have threads is asking for trouble.
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        argv = ["-v", "--config", str(config_path), "run", "--once"]
-        self.server = subprocess.Popen(
-            [sys.executable, "-c", FORK_SERVER, *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        self.pending = b""  # read straight from the pipe: select() knows nothing of buffers
-        assert self.answer() == "ready"
-
-    def answer(self, timeout: float = 60) -> str:
-        """The server's next line; a run that hangs fails the test instead of hanging it."""
-        assert self.server.stdout is not None
-        fd = self.server.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self.pending:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no answer from the fork server within {timeout:.0f} s"
-            if select.select([fd], [], [], left)[0]:
-                data = os.read(fd, 4096)
-                assert data, f"the fork server died (exit {self.server.poll()})"
-                self.pending += data
-        line, self.pending = self.pending.split(b"\n", 1)
-        return line.decode().strip()
-
-    def say(self, line: str) -> None:
-        assert self.server.stdin is not None
-        self.server.stdin.write(line.encode() + b"\n")
-        self.server.stdin.flush()
-
-    def run(
-        self,
-        *,
-        signal_after: float | None = None,
-        signum: int = signal.SIGKILL,
-        kill_at: str = "",
-        signal_on: str = "",
-    ) -> tuple[int, str, float]:
-        """One run, sent `signum` after `signal_after` s (or as soon as its log shows
-        `signal_on`), or killed by itself at `kill_at`, or left to finish: its exit code (-9
-        when killed), its log, and when it started."""
-        self.count += 1
-        log = self.logs / f"run-{self.count}.log"
-        started = time.time()
-        self.say(f"run {kill_at or '-'} {log}")
-        if signal_on:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not (
-                log.exists() and signal_on in log.read_text(errors="replace")
-            ):
-                time.sleep(0.002)
-            self.say(f"signal {int(signum)}")
-        elif signal_after is not None:
-            time.sleep(signal_after)
-            self.say(f"signal {int(signum)}")
-        code = int(self.answer().removeprefix("exit "))
-        return code, log.read_text(), started
-
-    def close(self) -> None:
-        if self.server.stdin is not None:
-            with contextlib.suppress(BrokenPipeError):
-                self.server.stdin.close()
-        try:
-            self.server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.server.kill()
-            self.server.wait()
 
 
 @pytest.fixture
