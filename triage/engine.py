@@ -1390,6 +1390,8 @@ def status(config: Config) -> list[AccountStatus]:
 
 # -- the weekly digest ----------------------------------------------------------------------------
 
+#: What the store records for a week whose quiet digest was skipped (digest_skip_empty).
+DIGEST_SKIPPED = "skipped"
 #: On the first look at the buyer's sent folder, only this many of its newest messages are read.
 SENT_FIRST_READ = 2000
 # Names a sent folder goes by on servers that do not mark it with the \Sent special use.
@@ -1520,7 +1522,10 @@ def deliver_digest(
         report.note = "not delivered (--no-deliver)"
     elif digest.empty and config.run.digest_skip_empty:
         report.note = "a quiet week: not delivered (digest_skip_empty = true)"
-    elif store.digest_delivered(account.name, digest.week):
+        # Remembered, so that `triage run` does not build it again on every pass this week.
+        if not store.digest_delivered(account.name, digest.week):
+            store.record_digest(account.name, digest.week, DIGEST_SKIPPED)
+    elif store.digest_delivered(account.name, digest.week) not in (None, DIGEST_SKIPPED):
         report.note = f"the digest for {digest.week} was already delivered"
     else:
         if folder not in {f.name for f in mailbox.list_folders()}:
