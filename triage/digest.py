@@ -233,7 +233,7 @@ class Candidate:
 class Bar:
     label: str
     count: int
-    percent: int  # of the longest bar in its chart, 1-100
+    percent: int  # of the longest bar in its chart, 1-100 (0 for a count of 0)
     colour: str
 
 
@@ -631,7 +631,7 @@ def _top_vendors(
 def _bars(rows: Sequence[tuple[str, int, str]]) -> list[Bar]:
     longest = max((count for _, count, _ in rows), default=0)
     return [
-        Bar(label, count, max(1, round(100 * count / longest)) if longest else 1, colour)
+        Bar(label, count, max(1, round(100 * count / longest)) if count else 0, colour)
         for label, count, colour in rows
     ]
 
