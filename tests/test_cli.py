@@ -166,3 +166,19 @@ def test_evaluate_json_on_a_maildir(tmp_path: Path) -> None:
         assert 0.0 <= scores["accuracy"] <= 1.0
         assert "partner_to_generic" in scores and "generic_recall" in scores
     assert report["models"]["triage"]["accuracy"] >= report["models"]["nb-words"]["accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "3x"], "Invalid value for '--since': '3x' is not a period"),
+        (["--since", "400d"], "at most 366 days"),
+        (["--until", "yesterday"], "Invalid value for '--until': 'yesterday' is not a date"),
+    ],
+)
+def test_digest_options_are_checked_before_anything_runs(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "none.toml"), "digest", *args])
+    assert result.exit_code == 2
+    assert message in result.output

@@ -431,8 +431,8 @@ def undo(state: State, run_id: int | None, account_name: str | None) -> None:
     )
 
 
-def _days(value: str) -> int:
-    """ "7d", "2w" or "10" (days) -> days."""
+def _days(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """--since: "7d", "2w" or "10" (days) -> days."""
     match = re.fullmatch(r"\s*(\d+)\s*([dw]?)\s*", value.lower())
     days = int(match.group(1)) * (7 if match.group(2) == "w" else 1) if match else 0
     if not 1 <= days <= 366:
@@ -443,8 +443,8 @@ def _days(value: str) -> int:
     return days
 
 
-def _moment(value: str | None) -> datetime | None:
-    """An ISO date or date and time; a date means its midnight, in local time."""
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """--until: an ISO date or date and time; a date means its midnight, in local time."""
     if value is None:
         return None
     try:
@@ -459,15 +459,17 @@ def _moment(value: str | None) -> datetime | None:
 @cli.command()
 @click.option(
     "--since",
-    "since",
+    "days",
     default="7d",
     show_default=True,
+    callback=_days,
     help="How far back the digest looks: days or weeks, e.g. 7d or 2w.",
 )
 @click.option(
     "--until",
-    "until",
+    "end",
     metavar="DATE",
+    callback=_moment,
     help="End of the period (YYYY-MM-DD[THH:MM], local time); default: now.",
 )
 @click.option(
@@ -484,8 +486,8 @@ def _moment(value: str | None) -> datetime | None:
 @pass_state
 def digest(
     state: State,
-    since: str,
-    until: str | None,
+    days: int,
+    end: datetime | None,
     out: Path | None,
     no_deliver: bool,
     account_name: str | None,
@@ -494,8 +496,6 @@ def digest(
     attention (unusual invoices, renewals, bad news, orders and issues with no follow-up, pitches
     that got your name wrong). It is delivered once per week into the digest folder (run it
     twice and you still get one); `triage run` sends it by itself at digest_weekday/digest_hour."""
-    days = _days(since)
-    end = _moment(until)
     config = state.config()
     account = config.account(account_name)
     report = engine.digest(config, account, end=end, days=days, deliver=not no_deliver, out=out)
