@@ -14,7 +14,7 @@ import pytest
 
 from triage import digest as weekly
 from triage import engine, sample
-from triage.config import parse_config
+from triage.config import WEEKDAYS, parse_config
 from triage.facts import Fact
 from triage.mailbox.maildir import MaildirMailbox
 from triage.store import MailRecord, Store
@@ -498,3 +498,27 @@ def test_run_sends_the_weeks_digest_once_it_is_due_and_only_for_weeks_it_was_fil
         assert report is not None and report.delivered
         assert report.digest.end == engine.scheduled_digest(config, later)
         assert engine.maybe_deliver_digest(config, account, box, store, later) is None
+
+
+def test_triage_run_delivers_the_digest_when_its_hour_has_come(tmp_path: Path) -> None:
+    """run_forever's own schedule: with digest day and hour already past this week and triage
+    filing since before then, the first pass delivers the digest, and only once."""
+    from triage import demo
+
+    demo.run_demo(tmp_path, end=sample.DEFAULT_END, with_digest=False)
+    today = datetime.now().astimezone()
+    weekday = WEEKDAYS[today.weekday()]
+    config = demo_config(tmp_path, f'digest_weekday = "{weekday}"\ndigest_hour = 0')
+    with Store.open(config.state_dir / "triage.db") as store:  # filing since last month
+        store.db.execute("UPDATE decisions SET at = '2026-10-01T00:00:00+00:00'")
+    reports: list[engine.RunReport] = []
+    for runs in (1, 2):  # `triage run` started, stopped after a pass, and started again
+        engine.run_forever(
+            config, config.account(), stop=lambda n=runs: len(reports) >= n,
+            on_report=reports.append,
+        )  # fmt: skip
+    assert len(reports) == 2
+    delivered = [r.digest for r in reports if r.digest is not None]
+    assert len(delivered) == 1 and delivered[0].delivered
+    assert delivered[0].digest.end == engine.scheduled_digest(config, today)
+    assert inbox_digests(tmp_path) == [delivered[0].message_id]
