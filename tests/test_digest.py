@@ -423,6 +423,9 @@ def test_delivered_once_per_week_even_when_the_store_forgets(demo_root: Path) ->
     config = demo_config(demo_root)
     account = config.account()
     out = demo_root / "out" / "digest.html"
+    out.parent.mkdir()
+    out.write_text("an older page")
+    out.chmod(0o644)  # readable by others: rewriting it makes it private
     first = engine.digest(config, account, end=sample.DEFAULT_END, out=out)
     assert first.delivered and first.digest.week == "2026-W47"
     assert out.read_text() == first.html and out.stat().st_mode & 0o077 == 0

@@ -1472,7 +1472,7 @@ def build_digest(
     """The digest of the `days` days before `end`, from what the store kept."""
     start = end - timedelta(days=days)
     lookback = min(start, end - weekly.PROMOTE_LOOKBACK, end - weekly.FOLLOW_UP_HORIZON)
-    iso = lambda when: when.astimezone(UTC).isoformat(timespec="seconds")  # noqa: E731
+    iso = _utc_text
     corrections = [
         weekly.Correction(sender, previous or "", label, kind)
         for sender, label, previous, kind in store.examples_between(
@@ -1491,6 +1491,12 @@ def build_digest(
         partner_folders=sorted(partner_folders),
         settings=_settings(config.run),
     )
+
+
+def _utc_text(when: datetime) -> str:
+    """A time as the store writes it: ISO, UTC, whole seconds (so that text order is time
+    order)."""
+    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def deliver_digest(
@@ -1536,9 +1542,13 @@ def deliver_digest(
         else:
             address = (account.own_addresses or (account.user or "triage@localhost",))[0]
             data = weekly.mime_message(
-                digest, sender=address, recipient=address, message_id=message_id, html=html,
+                digest,
+                sender=address,
+                recipient=address,
+                message_id=message_id,
+                html=html,
                 text=text,
-            )  # fmt: skip
+            )
             mailbox.append(folder, data, date=end)
             report.delivered = True
         store.record_digest(account.name, digest.week, message_id)
@@ -1555,6 +1565,7 @@ def _write_private(path: Path, text: str) -> None:
     """Write a file only the user can read (the digest names vendors and subjects)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was already there, readable by others
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
 
@@ -1596,7 +1607,7 @@ def maybe_deliver_digest(
     if store.digest_delivered(account.name, weekly.week_key(when)):
         return None
     first = store.first_decision_at(account.name)
-    if first is None or first >= when.astimezone(UTC).isoformat(timespec="seconds"):
+    if first is None or first >= _utc_text(when):
         return None  # triage was not filing yet: the first digest is the next one
     return deliver_digest(config, account, mailbox, store, end=when)
 
