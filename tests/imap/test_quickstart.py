@@ -161,24 +161,19 @@ def test_the_readme_quick_start(
     assert any(folder.startswith("Vendors/") for folder in places.values())
 
 
+def init_flags(account: ImapAccount, *secret: str) -> list[str]:
+    """`triage init` for the test server without questions, with a secret source's flags."""
+    return [
+        "init", "--non-interactive", "--host", account.host, "--port", str(account.port),
+        "--security", "plain", "--user", account.user, *secret,
+    ]  # fmt: skip
+
+
 def test_init_tests_the_connection_and_keeps_the_config_when_it_fails(
     imap_account: ImapAccount, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     imap_account.server.seed(imap_account.user, "Vendors/Acme", [])
-    base = [
-        "init",
-        "--non-interactive",
-        "--host",
-        imap_account.host,
-        "--port",
-        str(imap_account.port),
-        "--security",
-        "plain",
-        "--user",
-        imap_account.user,
-        "--password-env",
-        "TEST_IMAP_PASSWORD",
-    ]
+    base = init_flags(imap_account, "--password-env", "TEST_IMAP_PASSWORD")
     monkeypatch.setenv("TEST_IMAP_PASSWORD", "Not-the-password-77")
     result = run(base)
     assert result.exit_code == 3
@@ -206,22 +201,7 @@ def test_init_with_an_oauth2_token_command(
     script = home / "token.py"
     script.write_text('import os\nprint(os.environ["TEST_IMAP_TOKEN"])\n')
     monkeypatch.setenv("TEST_IMAP_TOKEN", imap_account.oauth_token)
-    result = run(
-        [
-            "init",
-            "--non-interactive",
-            "--host",
-            imap_account.host,
-            "--port",
-            str(imap_account.port),
-            "--security",
-            "plain",
-            "--user",
-            imap_account.user,
-            "--oauth2-token-command",
-            f"{sys.executable} {script}",
-        ]
-    )
+    result = run(init_flags(imap_account, "--oauth2-token-command", f"{sys.executable} {script}"))
     assert result.exit_code == 0, result.output
     assert "Connected: " in result.output
     assert imap_account.oauth_token not in result.output
