@@ -97,6 +97,7 @@ def build(records: list[MailRecord], facts: list, **kw: object) -> weekly.Digest
         "last_in_folders": last,
         "corrections": [],
         "partner_folders": ["Vendors/Acme", "Vendors/Globex"],
+        "partner_prefix": "Vendors/",
     }
     args.update(kw)
     return weekly.build("work", **args)
@@ -260,10 +261,14 @@ def test_a_partner_whose_newsletter_went_to_the_generic_bucket_is_still_the_part
 def test_partner_names_come_from_the_folder_name() -> None:
     records = [
         mail("a1", at(1), folder="Vendors/Acme Inc."),
-        mail("b1", at(1), folder="INBOX.Vendors.Bolt"),
+        mail("b1", at(1), folder="Vendors/EU/Bolt"),
     ]
     d = build(records, [], partner_folders=[])
-    assert sorted(p.name for p in d.partners) == ["Acme Inc.", "Bolt"]
+    assert sorted(p.name for p in d.partners) == ["Acme Inc.", "EU/Bolt"]
+    # A server with "." as its separator and folders under INBOX: the configured prefix.
+    dotted = [mail("c1", at(1), folder="INBOX.Vendors.Bolt")]
+    d = build(dotted, [], partner_folders=[], partner_prefix="INBOX.Vendors.")
+    assert [p.name for p in d.partners] == ["Bolt"]
 
 
 def test_quiet_partners_are_named_and_the_generic_bucket_is_rolled_up_new_first() -> None:

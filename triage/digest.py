@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
-import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +26,7 @@ from functools import cache
 import jinja2
 
 from triage.facts import (
+    VIA,
     Fact,
     invoice_anomalies,
     reference_ids,
@@ -36,7 +36,7 @@ from triage.facts import (
     vendor_of,
 )
 from triage.message import DIGEST_ID_PREFIX, Message
-from triage.store import FactRecord, MailRecord
+from triage.store import FactRecord, MailRecord, iso
 
 PARTNER, GENERIC, KEEP, SENT = "partner", "generic", "keep", "sent"
 
@@ -64,7 +64,6 @@ _BAD_NEWS_WORDS = {
 }
 # Local parts of addresses nobody reads replies to: their mail never waits for an answer.
 _NO_REPLY = ("noreply", "no-reply", "donotreply", "do-not-reply", "notifications", "mailer-daemon")
-_VIA = re.compile(r"\s(?:via|über|par)\s", re.I)
 #: How far back the buyer's replies count for "partners you may want to promote".
 PROMOTE_LOOKBACK = timedelta(days=30)
 #: Replies to one generic vendor in that time that make it a promotion candidate.
@@ -97,10 +96,6 @@ def thread_of(message: Message) -> str:
     return message.in_reply_to or message.message_id
 
 
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.astimezone(UTC).isoformat(timespec="seconds")
-
-
 def mail_record(
     message: Message, header_hash: str, folder: str, role: str, *, seen: datetime
 ) -> MailRecord:
@@ -117,7 +112,7 @@ def mail_record(
         sender_name=message.sender_name[:200],
         vendor="" if sent else vendor_of(message),
         subject=message.subject[:300],
-        sent_at=_iso(when) or "",
+        sent_at=iso(when),
         folder=folder,
         role=role,
         thread=thread_of(message),
@@ -133,7 +128,7 @@ def fact_records(header_hash: str, facts: Iterable[Fact]) -> list[FactRecord]:
             header_hash=header_hash,
             vendor=f.vendor,
             kind=f.kind,
-            said_at=_iso(f.date),
+            said_at=None if f.date is None else iso(f.date),
             amount=None if f.amount is None else str(f.amount),
             currency=f.currency,
             due=None if f.due is None else f.due.isoformat(),
@@ -278,13 +273,6 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _leaf(folder: str) -> str:
-    """The partner's name in its folder's name: "Vendors/Acme Inc." -> "Acme Inc." (the
-    hierarchy separator is "/", or "." on servers that use it)."""
-    separator = "/" if "/" in folder else "."
-    return folder.rsplit(separator, 1)[-1] or folder
-
-
 def _money(amount: Decimal, currency: str) -> str:
     value = f"{amount:,.2f}"
     return f"{currency} {value}" if currency else value
@@ -301,6 +289,7 @@ def build(
     last_in_folders: Mapping[str, str],
     corrections: Sequence[Correction],
     partner_folders: Sequence[str] = (),
+    partner_prefix: str = "",
     settings: Settings = Settings(),
 ) -> Digest:
     """The digest of [start, end).
@@ -309,9 +298,14 @@ def build(
     before `start` up to `end` (vendor mail and the buyer's sent mail); `facts` every kept fact
     (invoices are compared with earlier months); `first_contact` each vendor's earliest message
     date; `last_in_folders` each folder's latest message date before `end`; `partner_folders`
-    the partner folders that exist (quiet ones are named too).
+    the partner folders that exist (quiet ones are named too); a partner is named by its
+    folder without `partner_prefix` ("Vendors/Acme Inc." -> "Acme Inc.").
     """
-    start_s, end_s = _iso(start) or "", _iso(end) or ""
+
+    def partner_name(folder: str) -> str:
+        return folder.removeprefix(partner_prefix) or folder
+
+    start_s, end_s = iso(start), iso(end)
     week = [m for m in mail if start_s <= m.sent_at < end_s and m.role != SENT]
     sent = [m for m in mail if m.role == SENT and m.sent_at < end_s]
     place_of_vendor = _vendor_places(mail)
@@ -319,12 +313,13 @@ def build(
 
     partners: dict[str, PartnerSummary] = {}
     for folder in partner_folders:
-        partners[folder] = PartnerSummary(folder, _leaf(folder))
+        partners[folder] = PartnerSummary(folder, partner_name(folder))
     counts = Counter(m.role for m in week)
     for m in week:
         if m.role == PARTNER:
-            summary = partners.setdefault(m.folder, PartnerSummary(m.folder, _leaf(m.folder)))
-            summary.messages += 1
+            if m.folder not in partners:
+                partners[m.folder] = PartnerSummary(m.folder, partner_name(m.folder))
+            partners[m.folder].messages += 1
     for folder, summary in partners.items():
         if folder in last_in_folders:
             summary.last_contact = _parse_time(last_in_folders[folder])
@@ -336,7 +331,7 @@ def build(
     named = []
     for flag in flags:
         folder = place_of_vendor.get(flag.vendor, ("", ""))[0]
-        name = _leaf(folder) if folder in partners else names.get(flag.vendor, flag.vendor)
+        name = partner_name(folder) if folder in partners else names.get(flag.vendor, flag.vendor)
         flag = Flag(flag.kind, flag.vendor, name, flag.text, flag.when)
         named.append(flag)
         if folder in partners:
@@ -372,7 +367,7 @@ def build(
         vendor_bars=_bars(
             [
                 (name, count, "#2f6fb3" if role == PARTNER else "#9aa5b1")
-                for (name, role), count in _top_vendors(week, names)
+                for (name, role), count in _top_vendors(week, names, partner_name)
             ]
         ),
     )
@@ -398,7 +393,7 @@ def _display_names(mail: Sequence[MailRecord]) -> dict[str, str]:
     for m in mail:
         if m.role != SENT and m.vendor:
             # "Acme via PayHub" is Acme: the platform's name is not the vendor's.
-            name = _VIA.split(m.sender_name, maxsplit=1)[0].strip()
+            name = VIA.split(m.sender_name, maxsplit=1)[0].strip()
             seen[m.vendor][name or m.vendor] += 1
     return {vendor: names.most_common(1)[0][0] for vendor, names in seen.items()}
 
@@ -519,7 +514,7 @@ def _no_follow_up(
     recent = [f for f in facts if f.date is not None and horizon <= f.date < end]
     open_ = unanswered(recent, {}, today=end, days=days)
     place = {m.header_hash: (m.vendor, m.thread, m.sent_at) for m in mail}
-    end_s = _iso(end) or ""
+    end_s = iso(end)
     latest_in_thread: dict[tuple[str, str], str] = {}
     for m in mail:
         if m.role != SENT and m.sent_at < end_s:
@@ -598,7 +593,7 @@ def _candidates(
 ) -> list[Candidate]:
     """Vendors whose mail is in the generic bucket and to whom the buyer wrote at least
     PROMOTE_REPLIES times in the last PROMOTE_LOOKBACK."""
-    since = _iso(end - PROMOTE_LOOKBACK) or ""
+    since = iso(end - PROMOTE_LOOKBACK)
     generic_vendors = {v for v, (_, role) in place_of_vendor.items() if role == GENERIC}
     replies: Counter[str] = Counter()
     for s in sent:
@@ -618,12 +613,12 @@ def _candidates(
 
 
 def _top_vendors(
-    week: Sequence[MailRecord], names: Mapping[str, str]
+    week: Sequence[MailRecord], names: Mapping[str, str], partner_name: Callable[[str], str]
 ) -> list[tuple[tuple[str, str], int]]:
     counts: Counter[tuple[str, str]] = Counter()
     for m in week:
         if m.role in (PARTNER, GENERIC) and m.vendor:
-            label = _leaf(m.folder) if m.role == PARTNER else names.get(m.vendor, m.vendor)
+            label = partner_name(m.folder) if m.role == PARTNER else names.get(m.vendor, m.vendor)
             counts[(label, m.role)] += 1
     return counts.most_common(TOP_VENDORS)
 

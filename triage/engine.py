@@ -63,6 +63,7 @@ from triage.store import (
     MailRecord,
     Run,
     Store,
+    iso,
 )
 
 log = logging.getLogger(__name__)
@@ -1363,7 +1364,7 @@ class AccountStatus:
 
 def status(config: Config) -> list[AccountStatus]:
     """Per account: the last run, counts per destination over the last 7 days, model age."""
-    since = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
+    since = iso(datetime.now(UTC) - timedelta(days=7))
     out = []
     with _open_store(config) as store:
         for account in config.accounts:
@@ -1394,8 +1395,6 @@ def status(config: Config) -> list[AccountStatus]:
 DIGEST_SKIPPED = "skipped"
 #: On the first look at the buyer's sent folder, only this many of its newest messages are read.
 SENT_FIRST_READ = 2000
-# Names a sent folder goes by on servers that do not mark it with the \Sent special use.
-_SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail")
 
 
 @dataclass
@@ -1411,21 +1410,17 @@ class DigestReport:
 
 
 def sent_folder(folders: Iterable[Folder]) -> str | None:
-    """The buyer's sent folder: the \\Sent special use, else a folder with a usual name."""
-    listed = [f for f in folders if f.selectable]
-    for folder in listed:
-        if folder.role == "sent":
-            return folder.name
-    for folder in listed:
-        if folder.name.lower() in _SENT_NAMES:
-            return folder.name
-    return None
+    """The buyer's sent folder: the one with the "sent" role (the \\Sent special use, or, on a
+    store without special-use metadata, a usual name: see mailbox.base.ROLE_BY_NAME)."""
+    return next((f.name for f in folders if f.selectable and f.role == "sent"), None)
 
 
-def sync_sent(mailbox: Mailbox, store: Store, account: AccountConfig) -> int:
+def sync_sent(
+    mailbox: Mailbox, store: Store, account: AccountConfig, folders: Iterable[Folder]
+) -> int:
     """Read the headers of what the buyer sent since last time (whom they wrote to, which
-    messages they answered); returns how many messages were new."""
-    folder = sent_folder(mailbox.list_folders())
+    messages they answered); returns how many messages were new. `folders`: as listed."""
+    folder = sent_folder(folders)
     if folder is None:
         log.info("no sent folder found: the digest cannot tell which threads you answered")
         return 0
@@ -1472,7 +1467,6 @@ def build_digest(
     """The digest of the `days` days before `end`, from what the store kept."""
     start = end - timedelta(days=days)
     lookback = min(start, end - weekly.PROMOTE_LOOKBACK, end - weekly.FOLLOW_UP_HORIZON)
-    iso = _utc_text
     corrections = [
         weekly.Correction(sender, previous or "", label, kind)
         for sender, label, previous, kind in store.examples_between(
@@ -1489,14 +1483,9 @@ def build_digest(
         last_in_folders=store.last_in_folders(account.name, iso(end)),
         corrections=corrections,
         partner_folders=sorted(partner_folders),
+        partner_prefix=account.folders.partner_prefix,
         settings=_settings(config.run),
     )
-
-
-def _utc_text(when: datetime) -> str:
-    """A time as the store writes it: ISO, UTC, whole seconds (so that text order is time
-    order)."""
-    return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def deliver_digest(
@@ -1513,8 +1502,9 @@ def deliver_digest(
     """Build the digest on an open mailbox and APPEND it to the digest folder, once per account
     and week: a digest whose Message-ID is already recorded, or already in the folder, is not
     delivered again. `out` also gets the HTML page."""
-    sync_sent(mailbox, store, account)
-    roles = folder_roles(mailbox.list_folders(), account.folders)
+    folders = mailbox.list_folders()  # one LIST for the sent folder, partners and the target
+    sync_sent(mailbox, store, account, folders)
+    roles = folder_roles(folders, account.folders)
     partners = [r.folder.name for r in roles if r.role == PARTNER]
     digest = build_digest(config, account, store, end=end, days=days, partner_folders=partners)
     html, text = weekly.render_html(digest), weekly.render_text(digest)
@@ -1534,7 +1524,7 @@ def deliver_digest(
     elif store.digest_delivered(account.name, digest.week) not in (None, DIGEST_SKIPPED):
         report.note = f"the digest for {digest.week} was already delivered"
     else:
-        if folder not in {f.name for f in mailbox.list_folders()}:
+        if folder not in {f.name for f in folders}:
             mailbox.create_folder(folder)
         mailbox.select(folder)
         if mailbox.search_message_id(message_id):
@@ -1607,7 +1597,7 @@ def maybe_deliver_digest(
     if store.digest_delivered(account.name, weekly.week_key(when)):
         return None
     first = store.first_decision_at(account.name)
-    if first is None or first >= _utc_text(when):
+    if first is None or first >= iso(when):
         return None  # triage was not filing yet: the first digest is the next one
     return deliver_digest(config, account, mailbox, store, end=when)
 

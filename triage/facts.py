@@ -77,6 +77,7 @@ from triage.message import Message
 
 __all__ = [
     "KINDS",
+    "VIA",
     "Anomaly",
     "Fact",
     "extract",
@@ -190,7 +191,8 @@ _SENDING_PLATFORMS = frozenset(
     "docusign.com", "freshbooks.com", "chargebee.com", "recurly.com", "zuora.com", "paddle.com",
     "invoice2go.com", "squareup.com", "coupa.com", "ariba.com", "tipalti.com", "melio.com",
 ))  # fmt: skip
-_VIA = re.compile(r"\s(?:via|über|par)\s", re.I)
+#: " via " in a display name: a platform sending for a vendor ("Acme via PayHub").
+VIA = re.compile(r"\s(?:via|über|par)\s", re.I)
 
 
 def vendor_of(message: Message) -> str:
@@ -200,7 +202,7 @@ def vendor_of(message: Message) -> str:
     that two vendors billing through one platform stay apart.
     """
     key = vendor_key(message.sender)
-    via = _VIA.search(message.sender_name)
+    via = VIA.search(message.sender_name)
     if not (via or key in _SENDING_PLATFORMS):
         return key
     reply = message.reply_to

@@ -226,8 +226,14 @@ def _mail_record(row: Sequence[Any]) -> MailRecord:
     return MailRecord(**values)
 
 
+def iso(when: datetime) -> str:
+    """A time as the store writes it: ISO 8601 in UTC to the second, so that the order of the
+    text is the order of the times (the queries compare them as text)."""
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return iso(datetime.now(UTC))
 
 
 @dataclass(frozen=True, slots=True)

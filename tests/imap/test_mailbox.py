@@ -93,6 +93,28 @@ def test_special_use_roles_over_imap(imap_account: ImapAccount) -> None:
     assert roles["Drafts"] == "drafts"
 
 
+def test_usual_names_stand_in_for_special_use_only_where_the_server_has_none(
+    imap_account: ImapAccount, dovecot: DovecotServer
+) -> None:
+    """A "Sent Items" folder is the sent folder on a server without SPECIAL-USE (the digest
+    reads it); on a server with SPECIAL-USE only the server's flags count."""
+    imap_account.server.seed(imap_account.user, "Sent Items", [])
+    imap_account.server.seed(imap_account.user, "Vendors/Spam Filters Inc", [])
+    with imap_mailbox(imap_account) as box:
+        roles = {f.name: f.role for f in box.list_folders()}
+    assert roles["Sent Items"] is None and roles["Sent"] == "sent"
+    with DovecotServer(capabilities_without=("SPECIAL-USE",)) as plain:
+        account = plain.new_account("names")
+        plain.seed(account.user, "Sent Items", [])
+        plain.seed(account.user, "Deleted Items", [])
+        plain.seed(account.user, "Vendors/Spam Filters Inc", [])
+        with imap_mailbox(account) as box:
+            assert "SPECIAL-USE" not in box.capabilities
+            roles = {f.name: f.role for f in box.list_folders()}
+    assert roles["Sent Items"] == "sent" and roles["Deleted Items"] == "trash"
+    assert roles["Vendors/Spam Filters Inc"] is None  # the whole name, not a part of it
+
+
 def test_create_nested_and_non_ascii_folders(mailbox: Mailbox) -> None:
     names = ["Vendors/Acme", "Vendors/Café Ünïcode", "Lieferanten/日本"]
     for name in names:

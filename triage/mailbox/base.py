@@ -26,6 +26,22 @@ SPECIAL_USE = {
     "\\flagged": "flagged",
 }
 
+# Where a store has no special-use metadata (Maildir, IMAP servers without SPECIAL-USE), these
+# common names stand in for it.
+ROLE_BY_NAME = {
+    "sent": "sent",
+    "sent items": "sent",
+    "sent messages": "sent",
+    "sent mail": "sent",
+    "drafts": "drafts",
+    "trash": "trash",
+    "deleted items": "trash",
+    "deleted messages": "trash",
+    "junk": "junk",
+    "spam": "junk",
+    "archive": "archive",
+}
+
 CAPABILITIES_THAT_MATTER = ("MOVE", "IDLE", "UIDPLUS", "CONDSTORE", "SPECIAL-USE")
 
 SEEN = "\\Seen"

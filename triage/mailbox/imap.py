@@ -23,6 +23,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 
 from triage.errors import AuthError, ConnectionLost, MailboxError, TLSError
 from triage.mailbox.base import (
+    ROLE_BY_NAME,
     SPECIAL_USE,
     FetchedMessage,
     Folder,
@@ -318,6 +319,8 @@ class ImapMailbox(Mailbox):
             role = "inbox" if name.upper() == "INBOX" else None
             for flag in lowered:
                 role = SPECIAL_USE.get(flag, role)
+            if role is None and "SPECIAL-USE" not in self.capabilities:
+                role = ROLE_BY_NAME.get(self.from_server(name, delimiter).lower())
             selectable = not ({"\\noselect", "\\nonexistent"} & lowered)
             folders.append(Folder(self.from_server(name, delimiter), "/", role, flags, selectable))
         return folders

@@ -23,6 +23,7 @@ from typing import BinaryIO
 from triage.errors import MailboxError
 from triage.mailbox import utf7
 from triage.mailbox.base import (
+    ROLE_BY_NAME,
     FetchedMessage,
     Folder,
     FolderState,
@@ -42,19 +43,6 @@ _FLAG_LETTERS = {
     "T": "\\Deleted",
 }
 _LETTER_FOR = {flag.lower(): letter for letter, flag in _FLAG_LETTERS.items()}
-# Maildir has no special-use metadata; these common names stand in for it.
-_ROLE_BY_NAME = {
-    "sent": "sent",
-    "sent items": "sent",
-    "sent messages": "sent",
-    "drafts": "drafts",
-    "trash": "trash",
-    "deleted items": "trash",
-    "deleted messages": "trash",
-    "junk": "junk",
-    "spam": "junk",
-    "archive": "archive",
-}
 _counter = 0
 
 
@@ -148,7 +136,7 @@ class MaildirMailbox(Mailbox):
                 folders.setdefault(
                     parent, Folder(parent, "/", None, ("\\Noselect",), selectable=False)
                 )
-            role = "inbox" if name == "INBOX" else _ROLE_BY_NAME.get(name.lower())
+            role = "inbox" if name == "INBOX" else ROLE_BY_NAME.get(name.lower())
             folders[name] = Folder(name, "/", role, (), selectable=True)
         return list(folders.values())
 
