@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import hostile
 import imapclient
-import pytest
 from click.testing import CliRunner
 from dovecot import ImapAccount
-from helpers import census, seed_history, trained_config
+from helpers import census
 
 from triage import engine, sample
 from triage.cli import cli
+from triage.config import Config
 from triage.message import parse
 
 #: Corpus kinds delivered: the biggest and the most broken, one of each family of damage (the
@@ -60,15 +59,11 @@ def uids_by_message_id(account: ImapAccount, folder: str) -> dict[str, int]:
 
 
 def test_hostile_mail_is_filed_or_left_with_a_reason(
+    trained_setup: Config,
     imap_account: ImapAccount,
     buyer: sample.SampleMailbox,
-    model_cache: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("TRIAGE_TEST_PASSWORD", imap_account.password)
-    seed_history(imap_account, buyer)
-    config = trained_config(tmp_path, imap_account, buyer, model_cache)
+    config = trained_setup
     assert engine.run_once(config, config.account()).read == 0  # the first run files nothing
     # Half of it from a partner the model knows, with that partner's subject, so that some is
     # filed (and goes through the filing path: moves, examples, the digest's facts).

@@ -6,12 +6,11 @@ import json
 import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from dovecot import ImapAccount
-from helpers import message_id_of, seed_history, trained_config, where_is
+from helpers import message_id_of, where_is
 
 from triage import engine, sample
 from triage.cli import cli
@@ -23,16 +22,8 @@ from triage.store import Store
 
 
 @pytest.fixture
-def setup(
-    imap_account: ImapAccount,
-    buyer: sample.SampleMailbox,
-    model_cache: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Config:
-    monkeypatch.setenv("TRIAGE_TEST_PASSWORD", imap_account.password)
-    seed_history(imap_account, buyer)
-    config = trained_config(tmp_path, imap_account, buyer, model_cache)
+def setup(trained_setup: Config) -> Config:
+    config = trained_setup
     engine.train(config, config.account())  # also stores the examples a retrain starts from
     engine.run_once(config, config.account())  # first run: marks set, nothing filed
     return config

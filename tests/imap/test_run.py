@@ -24,16 +24,8 @@ from triage.store import AccountLock
 
 
 @pytest.fixture
-def setup(
-    imap_account: ImapAccount,
-    buyer: sample.SampleMailbox,
-    model_cache: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Config:
-    monkeypatch.setenv("TRIAGE_TEST_PASSWORD", imap_account.password)
-    seed_history(imap_account, buyer)
-    return trained_config(tmp_path, imap_account, buyer, model_cache)
+def setup(trained_setup: Config) -> Config:
+    return trained_setup
 
 
 def deliver_new_week(account: ImapAccount, buyer: sample.SampleMailbox) -> None:
